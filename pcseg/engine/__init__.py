@@ -1,0 +1,1 @@
+"""Training engine: typed configs, trainer, evaluation, checkpoints, distributed training."""

@@ -1,0 +1,90 @@
+import pytest
+
+from pcseg.engine.config import ConfigError, format_config, load_config, parse_overrides, save_config
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_defaults_yaml_and_overrides_in_order(tmp_path):
+    write(tmp_path / "base.yaml", "optim:\n  lr: 0.5\n  name: adamw\ndata:\n  voxel_size: 0.1\n")
+    cfg_file = write(tmp_path / "run.yaml", "_base_: base.yaml\noptim:\n  lr: 0.02\n")
+    cfg = load_config(cfg_file, ["optim.weight_decay=1e-3", "model.channels=[16, 32]", "train.amp=false",
+                                 "optim.betas=[0.8,0.9]", "train.steps=2e3"])
+    assert cfg.optim.lr == 0.02  # file over base
+    assert cfg.optim.name == "adamw"  # from base
+    assert cfg.data.voxel_size == 0.1
+    assert cfg.optim.weight_decay == 1e-3 and isinstance(cfg.optim.weight_decay, float)
+    assert cfg.model.channels == (16, 32)
+    assert cfg.train.amp is False
+    assert cfg.optim.betas == (0.8, 0.9)
+    assert cfg.train.steps == 2000 and isinstance(cfg.train.steps, int)
+    assert cfg.schedule.name == "poly"  # untouched default
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=["optim.lrr=0.1"])
+    msg = str(err.value)
+    assert "optim.lrr" in msg and "did you mean 'lr'" in msg and "weight_decay" in msg and "command line" in msg
+
+    bad = write(tmp_path / "bad.yaml", "trian:\n  steps: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key 'trian'.*'train'.*valid keys: data, model"):
+        load_config(bad)
+
+
+def test_method_section_is_typed_by_method_name():
+    cfg = load_config(overrides=["method.label_smoothing=0.1"])
+    assert cfg.method.name == "supervised" and cfg.method.label_smoothing == 0.1
+    with pytest.raises(ConfigError, match="unknown method 'nope'.*supervised"):
+        load_config(overrides=["method.name=nope"])
+    with pytest.raises(ConfigError, match="unknown key 'method.mask_ratio'"):
+        load_config(overrides=["method.mask_ratio=0.5"])
+
+
+@pytest.mark.parametrize("item, match", [
+    ("train.steps=abc", "train.steps: expected an integer, got 'abc'"),
+    ("train.steps=2.5", "expected an integer"),
+    ("train.amp=maybe", "expected true or false"),
+    ("optim.lr=fast", "expected a number"),
+    ("optim.betas=[0.9]", "expected 2 values"),
+    ("optim.name=adam", "'adam' is not one of sgd, adamw"),
+    ("optim.lr=0", "optim.lr must be positive"),
+    ("train.ema_decay=1.0", r"ema_decay must be in \[0, 1\)"),
+    ("lr=0.1", "expected section.key=value"),
+    ("optim.lr", "expected section.key=value"),
+])
+def test_bad_values_are_clear(item, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(overrides=[item])
+
+
+def test_base_rules(tmp_path):
+    write(tmp_path / "a.yaml", "_base_: b.yaml\n")
+    write(tmp_path / "b.yaml", "_base_: c.yaml\n")
+    write(tmp_path / "c.yaml", "")
+    with pytest.raises(ConfigError, match="at most one level"):
+        load_config(tmp_path / "a.yaml")
+    write(tmp_path / "d.yaml", "_base_: missing.yaml\n")
+    with pytest.raises(ConfigError, match="base file 'missing.yaml' not found"):
+        load_config(tmp_path / "d.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    write(tmp_path / "e.yaml", "optim: [1, 2]\n")
+    with pytest.raises(ConfigError, match="section 'optim' must be a mapping"):
+        load_config(tmp_path / "e.yaml")
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(overrides=["model.layers=[1,1]", "data.budget=ratio:0.001", "optim.name=adamw"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert load_config(base=cfg.to_dict()) == cfg
+    text = format_config(cfg)
+    assert "  budget: ratio:0.001  # label budget" in text and "  layers: [1, 1]" in text
+
+
+def test_parse_overrides_nests():
+    assert parse_overrides(["a.b=1", "a.c=x=y"]) == {"a": {"b": "1", "c": "x=y"}}
