@@ -1,0 +1,107 @@
+"""N-way K-shot episodes for few-shot segmentation, over any indexed collection (images or point-cloud scenes).
+
+The sampler only needs `class_to_items`: class id -> indices of the items that contain the class
+(`pcseg.data2d.image.class_index` builds it for images; any (N,) label array gives it for scenes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Episode:
+    """classes: the N class ids (way i <-> classes[i]); support[i]: K item indices showing class i;
+    query: item indices to segment (n_query per way), disjoint from the support."""
+
+    classes: List[int]
+    support: List[List[int]]
+    query: List[int]
+
+
+class EpisodeSampler:
+    """Seeded sampler of N-way K-shot episodes.
+
+    class_to_items  class id -> item indices containing it
+    classes         class ids episodes draw from (e.g. the novel classes at test time); each needs at least
+                    k_shot + n_query items
+    n_way, k_shot, n_query  ways, shots per way, query items per way
+    seed            `episodes(m)` always returns the same m episodes for the same seed
+    """
+
+    def __init__(
+        self,
+        class_to_items: Mapping[int, Sequence[int]],
+        classes: Sequence[int],
+        n_way: int = 1,
+        k_shot: int = 1,
+        n_query: int = 1,
+        seed: int = 0,
+    ):
+        if n_way < 1 or k_shot < 1 or n_query < 1:
+            raise ValueError(f"need n_way, k_shot, n_query >= 1, got {n_way}, {k_shot}, {n_query}")
+        if len(classes) < n_way:
+            raise ValueError(f"{n_way}-way episodes need at least {n_way} classes, got {list(classes)}")
+        for c in classes:
+            have = len(class_to_items.get(c, ()))
+            if have < k_shot + n_query:
+                raise ValueError(f"class {c} occurs in {have} items; {k_shot}-shot with {n_query} queries needs "
+                                 f"{k_shot + n_query}")
+        self.class_to_items = {c: list(class_to_items[c]) for c in classes}
+        self.classes = list(classes)
+        self.n_way, self.k_shot, self.n_query, self.seed = n_way, k_shot, n_query, seed
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self) -> Episode:
+        """The next episode of this sampler's random stream."""
+        return self._draw(self._rng)
+
+    def episodes(self, num_episodes: int) -> List[Episode]:
+        """`num_episodes` episodes drawn from a fresh stream of `seed` (a fixed evaluation set)."""
+        rng = np.random.default_rng(self.seed)
+        return [self._draw(rng) for _ in range(num_episodes)]
+
+    def _draw(self, rng: np.random.Generator) -> Episode:
+        ways = [self.classes[i] for i in rng.choice(len(self.classes), self.n_way, replace=False)]
+        used: set = set()
+        support, query = [], []
+        for c in ways:
+            pool = [i for i in self.class_to_items[c] if i not in used]
+            if len(pool) < self.k_shot + self.n_query:
+                raise ValueError(f"class {c}: only {len(pool)} items left after the other ways' picks; "
+                                 f"need {self.k_shot + self.n_query}")
+            picks = [pool[j] for j in rng.choice(len(pool), self.k_shot + self.n_query, replace=False)]
+            support.append(picks[: self.k_shot])
+            query.extend(picks[self.k_shot:])
+            used.update(picks)
+        return Episode(classes=ways, support=support, query=query)
+
+
+def episode_labels(label: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """Map dataset labels to episode labels: classes[i] -> i + 1, every other valid class -> 0 (background),
+    -1 stays -1. label: any shape int64 -> same shape int64."""
+    out = torch.where(label >= 0, torch.zeros_like(label), label)
+    for i, c in enumerate(classes):
+        out = torch.where(label == c, torch.full_like(label, i + 1), out)
+    return out
+
+
+def support_labels(label: torch.Tensor, classes: Sequence[int], way: int) -> torch.Tensor:
+    """Labels of a support item of way `way`: only its own class is annotated (classes[way] -> way + 1), the rest
+    is background 0, as in a binary support mask; -1 stays -1."""
+    binary = episode_labels(label, [classes[way]])
+    return torch.where(binary == 1, torch.full_like(label, way + 1), binary)
+
+
+def class_index_from_labels(labels: Sequence[np.ndarray], min_count: int = 1) -> Dict[int, List[int]]:
+    """Class id -> indices of the label arrays (any shape, -1 ignored) with at least `min_count` entries of it."""
+    index: Dict[int, List[int]] = {}
+    for i, label in enumerate(labels):
+        label = np.asarray(label)
+        counts = np.bincount(label[label >= 0].ravel())
+        for k in np.nonzero(counts >= min_count)[0]:
+            index.setdefault(int(k), []).append(i)
+    return index
