@@ -132,6 +132,8 @@ def rasterize(
     if markers is not None:
         sizes[markers] = marker_size if marker_size is not None else 3 * point_size
     front = depth > 1e-6
+    if markers is not None:  # pull markers towards the camera by their own half width: neighbours do not cover them
+        depth = np.where(markers, depth * (1 - sizes / 2 / camera.intrinsic[0, 0]), depth)
     pix_all, depth_all, index_all = [], [], []
     for size in np.unique(sizes[front]):
         idx = np.nonzero(front & (sizes == size))[0]
@@ -200,6 +202,14 @@ def _marker_radius(job: RenderJob, cam: Camera) -> float:
     return float(job.marker_size / 2 * np.median(depth[depth > 0]) / cam.intrinsic[0, 0])
 
 
+def _toward_camera(points: np.ndarray, cam: Camera, distance: float) -> np.ndarray:
+    """points (K, 3) moved `distance` towards the camera centre, so that markers are not hidden by the points
+    around them at the same depth."""
+    center = -cam.extrinsic[:3, :3].T @ cam.extrinsic[:3, 3]
+    ray = center - points
+    return points + ray / np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12) * distance
+
+
 def _render_filament(job: RenderJob) -> np.ndarray:
     from .o3d_utils import MAX_MARKERS, point_cloud, require_open3d
 
@@ -221,9 +231,12 @@ def _render_filament(job: RenderJob) -> np.ndarray:
         colors = job.colors[p] / 255.0
         marked = job.markers[p] if job.markers[p].sum() <= MAX_MARKERS else np.zeros(len(job.coord), bool)
         renderer.scene.add_geometry("points", point_cloud(o3d, job.coord[~marked], colors[~marked]), base)
-        if marked.any():
-            renderer.scene.add_geometry("markers", point_cloud(o3d, job.coord[marked], colors[marked]), big)
         for v, cam in enumerate(job.cameras):
+            if marked.any():
+                lifted = _toward_camera(job.coord[marked], cam, _marker_radius(job, cam))
+                if renderer.scene.has_geometry("markers"):
+                    renderer.scene.remove_geometry("markers")
+                renderer.scene.add_geometry("markers", point_cloud(o3d, lifted, colors[marked]), big)
             renderer.setup_camera(cam.intrinsic, cam.extrinsic, cam.width, cam.height)
             images[v, p] = np.asarray(renderer.render_to_image())[..., :3]
     return images
@@ -250,7 +263,9 @@ def _render_legacy(job: RenderJob) -> np.ndarray:
             vis.clear_geometries()
             vis.add_geometry(point_cloud(o3d, job.coord[~marked], colors[~marked]))
             if marked.any():
-                vis.add_geometry(marker_mesh(o3d, job.coord[marked], colors[marked], _marker_radius(job, cam)))
+                radius = _marker_radius(job, cam)
+                lifted = _toward_camera(job.coord[marked], cam, radius)
+                vis.add_geometry(marker_mesh(o3d, lifted, colors[marked], radius))
             params = o3d.camera.PinholeCameraParameters()
             params.intrinsic = o3d.camera.PinholeCameraIntrinsic(cam.width, cam.height, cam.intrinsic)
             params.extrinsic = cam.extrinsic
