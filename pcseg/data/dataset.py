@@ -16,9 +16,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pcseg.data.camera import KittiObject, NuScenesPairs
 from pcseg.data.collate import FEATURES, Sample, collate, voxelize_scene
+from pcseg.data.ondisk import Preprocessed
+from pcseg.data.s3dis import S3DIS
+from pcseg.data.scannet import ScanNet
 from pcseg.data.scene import Scene
+from pcseg.data.semantickitti import SemanticKITTI
 from pcseg.data.synthetic_indoor import SyntheticIndoor
+from pcseg.data.synthetic_outdoor import SyntheticOutdoor
 from pcseg.data.transforms import default_transforms
 from pcseg.weak.budget import apply_budget, parse_budget, read_budget, sample_budget
 
@@ -196,10 +202,23 @@ class DatasetDefaults:
 
 DATASETS: Dict[str, type] = {
     "synthetic_indoor": SyntheticIndoor,
+    "synthetic_outdoor": SyntheticOutdoor,
+    "scannet": ScanNet,
+    "s3dis": S3DIS,
+    "semantickitti": SemanticKITTI,
+    "preprocessed": Preprocessed,
+    "kitti_object": KittiObject,
+    "nuscenes": NuScenesPairs,
 }
 
 DEFAULTS: Dict[str, DatasetDefaults] = {
     "synthetic_indoor": DatasetDefaults(0.05, ("color",), "indoor"),
+    "synthetic_outdoor": DatasetDefaults(0.1, ("strength",), "outdoor"),
+    "scannet": DatasetDefaults(0.02, ("color",), "indoor"),
+    "s3dis": DatasetDefaults(0.05, ("color",), "indoor"),
+    "semantickitti": DatasetDefaults(0.05, ("strength",), "outdoor"),
+    "kitti_object": DatasetDefaults(0.05, ("strength",), "outdoor"),
+    "nuscenes": DatasetDefaults(0.1, ("strength",), "outdoor"),
 }
 
 
@@ -217,7 +236,7 @@ def build_dataset(name: str, root: Optional[str] = None, split: str = "train", *
                   keep_raw_coord: bool = False, **source_options) -> PointDataset:
     """Build a `PointDataset` by name.
 
-    name            a key of DATASETS
+    name            a key of DATASETS ("preprocessed" takes the defaults of the dataset it was made from)
     root            dataset folder (None for the synthetic generators)
     split           "train" / "val" / "test" (and what the source accepts)
     voxel_size      metres; default per dataset (DEFAULTS)
@@ -229,7 +248,7 @@ def build_dataset(name: str, root: Optional[str] = None, split: str = "train", *
     source_options  passed to the source (e.g. num_scenes, points_per_scene for the generators)
     """
     source = build_source(name, root, split, **source_options)
-    defaults = DEFAULTS[name]
+    defaults = DEFAULTS[source.dataset if isinstance(source, Preprocessed) else name]
     if transforms == "default":
         transforms = default_transforms(defaults.kind, max_points, elastic) if split == "train" else None
     elif transforms == "none":

@@ -45,6 +45,7 @@ class _Rect:
     label: int
     instance: int
     color: np.ndarray   # (3,)
+    returns: float = 1.0  # fraction of scanner returns (glass and ceilings give fewer)
 
 
 @dataclass
@@ -93,10 +94,10 @@ class _Room:
     def place(self, yaw: float, xy: Sequence[float]) -> None:
         self.pose = (_rot(yaw), np.array([xy[0], xy[1], 0.0]), yaw)
 
-    def rect(self, origin, u, v, label: int, instance: int, color: np.ndarray) -> None:
+    def rect(self, origin, u, v, label: int, instance: int, color: np.ndarray, returns: float = 1.0) -> None:
         rot, shift, _ = self.pose
         self.rects.append(_Rect(rot @ np.asarray(origin, float) + shift, rot @ np.asarray(u, float),
-                                rot @ np.asarray(v, float), label, instance, color))
+                                rot @ np.asarray(v, float), label, instance, color, returns))
 
     def box(self, lo, hi, label: int, instance: int, color: np.ndarray, bottom: bool = False,
             solid: bool = True, skip: Sequence[str] = ()) -> None:
@@ -261,7 +262,8 @@ def _shell(room: _Room, width: float, depth: float, height: float, openings: Lis
     room.rect((0, 0, 0), (width, 0, 0), (0, depth, 0), FLOOR, room.new_instance(), room.tint(floor_palette))
     paint = room.tint(PAINT, 0.02)
     ceiling_color = paint if rng.random() < 0.5 else room.tint(PAINT, 0.02)
-    room.rect((0, 0, height), (0, depth, 0), (width, 0, 0), CEILING, room.new_instance(), ceiling_color)
+    room.rect((0, 0, height), (0, depth, 0), (width, 0, 0), CEILING, room.new_instance(), ceiling_color,
+              returns=0.35)
     up = np.array([0.0, 0.0, 1.0])
     for k, (origin, u, length, normal) in enumerate(_walls(width, depth)):
         inst = room.new_instance()
@@ -276,7 +278,8 @@ def _shell(room: _Room, width: float, depth: float, height: float, openings: Lis
             spans.append((z, height))
             for z0, z1 in spans:
                 if z1 - z0 > 1e-6:
-                    room.rect(origin + u * s0 + up * z0, up * (z1 - z0), u * (s1 - s0), WALL, inst, paint)
+                    room.rect(origin + u * s0 + up * z0, up * (z1 - z0), u * (s1 - s0), WALL, inst, paint,
+                              returns=0.6)
         for o in holes:
             _opening_parts(room, origin, u, normal, o)
 
@@ -306,7 +309,7 @@ def _opening_parts(room: _Room, origin: np.ndarray, u: np.ndarray, normal: np.nd
     else:
         frame = room.tint(np.vstack([PAINT[[0, 5]], METAL[1:]]), 0.02)
         glass = room.tint(GLASS, 0.03)
-        room.rect(a + out * depth + u * w, -u * w, up * h, WINDOW, inst, glass)
+        room.rect(a + out * depth + u * w, -u * w, up * h, WINDOW, inst, glass, returns=0.35)
         # reveals: the four sides of the hole through the wall, normals pointing into the hole
         room.rect(a, out * depth, u * w, WINDOW, inst, frame)
         room.rect(a + up * h, u * w, out * depth, WINDOW, inst, frame)
@@ -338,7 +341,7 @@ def _generate_room(rng: np.random.Generator):
 
     # openings: 1-2 doors, 0-3 windows, spaced along the walls
     openings: List[_Opening] = []
-    for label, count in ((DOOR, rng.integers(1, 3)), (WINDOW, rng.integers(0, 4))):
+    for label, count in ((DOOR, rng.integers(1, 3)), (WINDOW, rng.integers(1, 4))):
         for _ in range(count):
             for _attempt in range(20):
                 k = int(rng.integers(4))
@@ -391,13 +394,13 @@ def _generate_room(rng: np.random.Generator):
                 return xy
         return None
 
-    if rng.random() < 0.45:
+    if rng.random() < 0.5:
         bw, bl = rng.choice([0.9, 1.4, 1.6, 1.8]), rng.uniform(1.95, 2.1)
         spot = against_wall(bw, bl, tall=False)
         if spot:
             room.place(*spot)
             _bed(room, bw, bl)
-    if rng.random() < 0.55:
+    if rng.random() < 0.6:
         length = rng.uniform(1.6, 2.4)
         spot = against_wall(length, 0.95, tall=False)
         if spot:
@@ -450,7 +453,7 @@ def _generate_room(rng: np.random.Generator):
 
 # ----------------------------------------------------------------------------------------------- sampling
 def _sample_parts(room: _Room, density: float, rng: np.random.Generator):
-    """Area-proportional surface samples -> coord (P, 3), normal (P, 3), label, instance, color (P, 3)."""
+    """Area-proportional surface samples -> coord (P, 3), normal (P, 3), label, instance, color (P, 3), returns."""
     origin = np.array([r.origin for r in room.rects])
     u, v = np.array([r.u for r in room.rects]), np.array([r.v for r in room.rects])
     cross = np.cross(u, v)
@@ -463,6 +466,7 @@ def _sample_parts(room: _Room, density: float, rng: np.random.Generator):
     label = np.array([r.label for r in room.rects])[part]
     instance = np.array([r.instance for r in room.rects])[part]
     color = np.array([r.color for r in room.rects])[part]
+    returns = np.array([r.returns for r in room.rects])[part]
     if room.cylinders:
         cyl = room.cylinders
         radius, height = np.array([c.radius for c in cyl]), np.array([c.height for c in cyl])
@@ -475,7 +479,8 @@ def _sample_parts(room: _Room, density: float, rng: np.random.Generator):
         label = np.concatenate([label, np.array([c.label for c in cyl])[part]])
         instance = np.concatenate([instance, np.array([c.instance for c in cyl])[part]])
         color = np.concatenate([color, np.array([c.color for c in cyl])[part]])
-    return coord, normal, label, instance, color
+        returns = np.concatenate([returns, np.ones(len(part))])
+    return coord, normal, label, instance, color, returns
 
 
 def _occluded(points: np.ndarray, eye: np.ndarray, solids: List[_Solid]) -> np.ndarray:
@@ -512,24 +517,22 @@ def generate_indoor_scene(seed: int | Sequence[int], points: int = 40000, scene_
         raise ValueError(f"points must be positive, got {points}")
     rng = np.random.default_rng(seed)
     room, size = _generate_room(rng)
-    area = sum(float(np.linalg.norm(np.cross(r.u, r.v))) for r in room.rects) + sum(
+    area = sum(float(np.linalg.norm(np.cross(r.u, r.v))) * r.returns for r in room.rects) + sum(
         2 * math.pi * c.radius * c.height for c in room.cylinders)
-    coord, normal, label, instance, color = _sample_parts(room, 2.6 * points / area, rng)
+    coord, normal, label, instance, color, returns = _sample_parts(room, 2.6 * points / area, rng)
 
     # scanner positions in free floor space; visibility, density fall-off with range and incidence
     eyes = []
     for _ in range(int(rng.integers(2, 5))):
         eyes.append(np.array([rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6),
                               rng.uniform(1.2, 1.7)]))
-    glass = (label == WINDOW) & (np.abs(color - GLASS.mean(0)).sum(1) < 0.25)  # glass returns few points
     draw = rng.random(len(coord))
     keep = np.zeros(len(coord), dtype=bool)
     for eye in eyes:
         view = eye - coord
         dist = np.linalg.norm(view, axis=1)
         cos_inc = (normal * view).sum(1) / np.maximum(dist, 1e-6)
-        prob = np.clip(cos_inc, 0, 1) ** 0.5 * np.minimum(1.0, (2.5 / np.maximum(dist, 1e-6)) ** 1.5)
-        prob[glass] *= 0.35
+        prob = returns * np.clip(cos_inc, 0, 1) ** 0.5 * np.minimum(1.0, (2.5 / np.maximum(dist, 1e-6)) ** 1.5)
         candidate = np.flatnonzero(~keep & (cos_inc > 0.02) & (draw < prob))
         keep[candidate] = ~_occluded(coord[candidate], eye, room.solids)
     for _ in range(int(rng.integers(3, 9))):  # missing patches
