@@ -34,24 +34,23 @@ def _opt(default: Any, help: str) -> Any:
 
 @dataclass
 class DataConfig:
-    dataset: str = _choice(
-        "synthetic_indoor",
-        ("synthetic_indoor", "synthetic_outdoor", "scannet", "s3dis", "semantickitti"),
-        "dataset name",
-    )
+    dataset: str = _opt("synthetic_indoor", "dataset name, a key of pcseg.data.DATASETS")
     root: str = _opt("", "directory of the preprocessed dataset (`pcseg preprocess`); unused by synthetic data")
     train_split: str = _opt("train", "split used for training")
     val_split: str = _opt("val", "split used for evaluation")
     voxel_size: float = _opt(0.05, "voxel edge length in metres")
+    features: Tuple[str, ...] = _opt((), "per-point input features (color, normal, strength, coord); () = dataset's")
     budget: str = _opt("", "label budget: a sampler spec (points:N, ratio:r, scenes:f) or a budget file; '' = all")
     budget_seed: int = _opt(0, "seed of the budget sampler")
     batch_size: int = _opt(4, "scenes per batch and process")
     num_workers: int = _opt(0, "data-loader worker processes")
     max_points: int = _opt(0, "crop training scenes to at most this many points (0 = no crop)")
     augment: bool = _opt(True, "random rotation, scaling, flips, jitter and colour jitter while training")
+    elastic: bool = _opt(False, "add elastic distortion to the training augmentation")
     num_train_scenes: int = _opt(48, "synthetic data: scenes in the training split")
-    num_val_scenes: int = _opt(8, "synthetic data: held-out scenes in the validation split")
-    scene_seed: int = _opt(0, "synthetic data: seed of the generator (validation scenes use other seeds)")
+    num_val_scenes: int = _opt(12, "synthetic data: held-out scenes in the validation split")
+    points_per_scene: int = _opt(40000, "synthetic data: points per generated scene")
+    scene_seed: int = _opt(0, "synthetic data: seed of the generator (the splits use disjoint seeds)")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Segmentation metrics from a confusion matrix: per-class IoU, mIoU, overall accuracy."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 
@@ -69,13 +69,3 @@ class SegMetrics:
             "points": total,
         }
 
-
-def format_iou_table(rows: List[Dict[str, object]], class_names: Sequence[str]) -> str:
-    """Plain-text table: one row per dict with 'name', 'miou', 'acc', 'iou' (per class), in percent."""
-    short = [n[:7] for n in class_names]
-    head = f"{'run':<16} {'mIoU':>6} {'acc':>6} " + " ".join(f"{n:>7}" for n in short)
-    lines = [head, "-" * len(head)]
-    for row in rows:
-        ious = " ".join(f"{100 * row['iou'][n]:7.1f}" for n in class_names)
-        lines.append(f"{str(row['name'])[:16]:<16} {100 * row['miou']:6.1f} {100 * row['acc']:6.1f} {ious}")
-    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""The training loop: optimizer and schedule, AMP on CUDA, gradient clipping, EMA, DDP, logs, atomic checkpoints,
+exact resume, and a stop with a message (keeping the last good checkpoint) when a loss is not finite."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from pcseg.engine import checkpoint as ckpt
+from pcseg.engine import distributed as dist_utils
+from pcseg.engine.config import Config, OptimConfig, save_config
+from pcseg.engine.ema import EMA
+from pcseg.engine.log import RunLogger
+from pcseg.engine.sampler import ResumableBatchSampler
+from pcseg.engine.schedules import build_scheduler
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss (or the gradient norm) became NaN or infinite; training stopped without writing a checkpoint."""
+
+
+def build_optimizer(cfg: OptimConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov) or AdamW over `params` with the peak learning rate of `cfg`."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but torch sees no CUDA device (use train.device=cpu or auto)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains `method` (an nn.Module whose forward(batch) returns a dict of scalar losses) on `train_set`.
+
+    train_set    torch Dataset indexed by (index, epoch) keys (see ResumableBatchSampler) -> one sample
+    collate_fn   list of samples -> PointBatch
+    evaluate     optional callable(module) -> metrics dict with 'miou' (run every train.eval_every steps and at the
+                 end on every rank; it reduces over ranks itself)
+    extra_state  stored in every checkpoint under 'meta' (class names, input channels, ...)
+
+    Checkpoints go to `<train.out_dir>/last.pt`; logs to `log.csv` and `tb/`; the resolved config to
+    `config.yaml`. Build the method after seeding (`seed_everything`) so initial weights follow train.seed.
+    """
+
+    def __init__(self, cfg: Config, method: nn.Module, train_set: torch.utils.data.Dataset,
+                 collate_fn: Callable[[list], Any], evaluate: Optional[Callable[[nn.Module], Dict]] = None,
+                 extra_state: Optional[Dict[str, Any]] = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.train.device)
+        distributed = dist_utils.init_from_env(self.device.type)
+        self.rank, self.world_size = dist_utils.rank(), dist_utils.world_size()
+        if self.device.type == "cuda" and distributed:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.out_dir = Path(cfg.train.out_dir)
+        self.method = method.to(self.device)
+        self.model: nn.Module = self.method
+        if distributed:
+            if self.device.type == "cuda":
+                self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = build_optimizer(cfg.optim, list(self.method.parameters()))
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.steps)
+        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.ema = EMA(self.method, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+        self.sampler = ResumableBatchSampler(len(train_set), cfg.data.batch_size, cfg.train.seed,
+                                             self.rank, self.world_size)
+        self.loader = torch.utils.data.DataLoader(
+            train_set, batch_sampler=self.sampler, collate_fn=collate_fn, num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            # its own generator: a new epoch's iterator must not draw from the global RNG (exact resume)
+            generator=torch.Generator().manual_seed(cfg.train.seed))
+        self.evaluate = evaluate
+        self.extra_state = dict(extra_state or {})
+        self.step = 0
+        self.last_checkpoint_step: Optional[int] = None
+        self.history: List[Dict[str, float]] = []  # every log row of this process (loss averages, lr, eval)
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def state_dict(self) -> Dict[str, Any]:
+        rng = ckpt.rng_state()
+        if self.world_size > 1:
+            states: List[Any] = [None] * self.world_size
+            torch.distributed.all_gather_object(states, rng)
+        else:
+            states = [rng]
+        return {
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": states,
+            "step": self.step,
+            "epoch": self.step // len(self.sampler),
+            "config": self.cfg.to_dict(),
+            "meta": self.extra_state,
+        }
+
+    def save_checkpoint(self) -> None:
+        state = self.state_dict()  # collective under DDP: every rank calls it
+        if self.rank == 0:
+            ckpt.save_atomic(state, self.checkpoint_path)
+        self.last_checkpoint_step = self.step
+        dist_utils.barrier()
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything saved by `save_checkpoint`, so training continues as if never stopped."""
+        state = ckpt.load(path)
+        ckpt.load_model_state(self.method, state["model"], source=str(path))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if state.get("ema") is None:
+                raise ckpt.CheckpointError(f"{path} has no EMA weights but train.ema_decay > 0")
+            self.ema.load_state_dict(state["ema"])
+        rng = state["rng"]
+        ckpt.set_rng_state(rng[self.rank] if len(rng) == self.world_size else rng[0])
+        self.step = int(state["step"])
+        self.last_checkpoint_step = self.step
+        if self.step > self.cfg.train.steps:
+            raise ckpt.CheckpointError(f"{path} is at step {self.step}, beyond train.steps={self.cfg.train.steps}")
+
+    # ------------------------------------------------------------------------------------------------ loop
+
+    def fit(self, resume: Optional[str | Path] = None) -> Dict[str, Any]:
+        """Train to `train.steps`; returns {'step', 'losses' (last log row), 'eval' (last metrics or None)}."""
+        cfg = self.cfg.train
+        if resume is not None:
+            self.load_checkpoint(resume)
+        logger = None
+        if self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.out_dir / "config.yaml")
+            logger = RunLogger(self.out_dir, resume_step=self.step if resume is not None else None)
+        progress = _progress(cfg.steps, self.step, enabled=cfg.progress and self.rank == 0)
+        sums: Dict[str, float] = {}
+        count, tic = 0, time.perf_counter()
+        metrics = None
+        self.method.train()
+        try:
+            while self.step < cfg.steps:
+                per_epoch = len(self.sampler)
+                self.sampler.set_epoch(self.step // per_epoch, self.step % per_epoch)
+                for batch in self.loader:
+                    values = self.train_step(batch)
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    progress.update(1)
+                    last = self.step == cfg.steps
+                    if self.step % cfg.log_every == 0 or last:
+                        row = {k: v / count for k, v in sums.items()}
+                        row = dist_utils.reduce_mean(row, self.device)
+                        row["lr"] = self.optimizer.param_groups[0]["lr"]
+                        row["sec_per_step"] = (time.perf_counter() - tic) / count
+                        self._record(logger, row)
+                        progress.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                        sums, count, tic = {}, 0, time.perf_counter()
+                    if self.step % cfg.checkpoint_every == 0 or last:
+                        self.save_checkpoint()
+                    if self.evaluate is not None and ((cfg.eval_every and self.step % cfg.eval_every == 0)
+                                                      or last):
+                        metrics = self._run_eval(logger)
+                    if last:
+                        break
+        finally:
+            progress.close()
+            if logger is not None:
+                logger.close()
+        if self.rank == 0 and metrics is not None:
+            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return {"step": self.step, "losses": self.history[-1] if self.history else {}, "eval": metrics}
+
+    def train_step(self, batch: Any) -> Dict[str, float]:
+        """One optimizer step on `batch`; returns {'loss': total, <name>: value} as floats."""
+        batch = batch.to(self.device, non_blocking=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+            losses = self.model(batch)
+        if not isinstance(losses, dict) or not losses:
+            raise TypeError(f"{type(self.method).__name__}.forward must return a non-empty dict of losses in "
+                            f"training mode, got {type(losses).__name__}")
+        total = sum(losses.values())
+        values = torch.stack([total.detach().float()] + [v.detach().float() for v in losses.values()])
+        finite = torch.isfinite(values).all().to(torch.float32)
+        if self.world_size > 1:  # every rank must agree before the collective backward
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        numbers = values.tolist()
+        if finite.item() < 1:
+            self._diverged(", ".join(f"{k}={v:.4g}" for k, v in zip(losses, numbers[1:])))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.optim.grad_clip)
+            if not self.amp and not math.isfinite(float(norm)):  # under AMP the scaler skips such steps
+                self._diverged(f"gradient norm={float(norm):.4g}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.method)
+        self.step += 1
+        return {"loss": numbers[0], **dict(zip(losses, numbers[1:]))}
+
+    def _diverged(self, what: str) -> None:
+        kept = (f"the last good checkpoint {self.checkpoint_path} (step {self.last_checkpoint_step}) is kept"
+                if self.last_checkpoint_step is not None else "no checkpoint had been written yet")
+        raise TrainingDiverged(f"training stopped at step {self.step + 1}: non-finite value ({what}); {kept}. "
+                               "Lower optim.lr, set optim.grad_clip, or check the data.")
+
+    def _run_eval(self, logger: Optional[RunLogger]) -> Dict[str, Any]:
+        use_ema = self.cfg.eval.use_ema and self.ema is not None
+        module = self.ema.module if use_ema else self.method
+        metrics = self.evaluate(module)
+        self.method.train()
+        self._record(logger, {"val/miou": metrics["miou"], "val/acc": metrics["acc"]})
+        return metrics
+
+    def _record(self, logger: Optional[RunLogger], row: Dict[str, float]) -> None:
+        self.history.append({"step": self.step, **row})
+        if logger is not None:
+            logger.log(self.step, row)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", unit="step", dynamic_ncols=True)

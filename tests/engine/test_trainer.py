@@ -1,0 +1,114 @@
+import csv
+import os
+
+import pytest
+import torch
+
+from pcseg.engine import checkpoint as ckpt
+from pcseg.engine.config import load_config
+from pcseg.engine.trainer import Trainer, TrainingDiverged
+from toy import ToyData, ToyMethod, collate
+
+
+def make_cfg(tmp_path, *extra):
+    return load_config(overrides=[
+        f"train.out_dir={tmp_path}", "train.steps=7", "train.checkpoint_every=2", "train.log_every=1",
+        "data.batch_size=2", "train.progress=false", "train.ema_decay=0.9", "optim.lr=0.1", "optim.grad_clip=1.0",
+        "schedule.name=poly", "schedule.warmup_steps=2", *extra])
+
+
+def make_trainer(cfg, **method_args):
+    torch.manual_seed(cfg.train.seed)
+    return Trainer(cfg, ToyMethod(**method_args), ToyData(5, cfg.train.seed), collate)
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.method.state_dict().items()}
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adamw"])
+def test_resume_is_exact(tmp_path, optim):
+    """Stopped after 4 steps (mid-epoch: 3 batches per epoch of 5 items) and resumed in a fresh trainer whose
+    global RNG differs: the same weights, EMA and per-step losses as one uninterrupted run."""
+    cfg = make_cfg(tmp_path / "full", f"optim.name={optim}")
+    full = make_trainer(cfg, dropout=0.3)
+    full.fit()
+
+    cfg_a = make_cfg(tmp_path / "part", f"optim.name={optim}")
+    part = make_trainer(cfg_a, dropout=0.3)
+    real_step = part.train_step
+
+    def stop_after_four(batch):
+        if part.step == 4:
+            raise KeyboardInterrupt
+        return real_step(batch)
+
+    part.train_step = stop_after_four
+    with pytest.raises(KeyboardInterrupt):
+        part.fit()
+    assert ckpt.load(tmp_path / "part" / "last.pt")["step"] == 4
+
+    torch.manual_seed(12345)  # a resumed process starts from another RNG state: the checkpoint must restore it
+    resumed = Trainer(cfg_a, ToyMethod(dropout=0.3), ToyData(5, 0), collate)
+    resumed.fit(resume=tmp_path / "part" / "last.pt")
+
+    for k, v in weights(full).items():
+        assert torch.equal(v, resumed.method.state_dict()[k]), k
+    for k, v in full.ema.module.state_dict().items():
+        assert torch.equal(v, resumed.ema.module.state_dict()[k]), k
+    losses_full = [(r["step"], r["loss"], r["ce"]) for r in full.history if "loss" in r]
+    losses_resumed = [(r["step"], r["loss"], r["ce"]) for r in resumed.history if "loss" in r]
+    assert losses_resumed == losses_full[4:]
+    # the CSV of the resumed run reads like the uninterrupted one
+    with open(tmp_path / "part" / "log.csv") as f:
+        resumed_rows = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r["loss"]]
+    assert resumed_rows == [(s, l) for s, l, _ in losses_full]
+
+
+def test_logs_and_checkpoint_contents(tmp_path):
+    trainer = make_trainer(make_cfg(tmp_path))
+    result = trainer.fit()
+    assert result["step"] == 7
+    state = ckpt.load(tmp_path / "last.pt")
+    assert set(state) >= {"model", "optimizer", "scheduler", "scaler", "ema", "rng", "step", "epoch", "config"}
+    assert state["step"] == 7 and state["epoch"] == 2 and state["config"]["train"]["steps"] == 7
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, 8))
+    assert {"loss", "ce", "l2", "lr", "sec_per_step"} <= set(rows[0])
+    # poly with 2 warm-up steps: lr after step 1 is peak * 2/3, after the last step 0
+    assert float(rows[0]["lr"]) == pytest.approx(0.1 * 2 / 3) and float(rows[-1]["lr"]) == 0.0
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tb"))
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(make_cfg(tmp_path), nan_at_call=6)
+    with pytest.raises(TrainingDiverged) as err:
+        trainer.fit()
+    msg = str(err.value)
+    assert "step 6" in msg and "ce=nan" in msg and "last.pt (step 4) is kept" in msg
+    state = ckpt.load(tmp_path / "last.pt")
+    assert state["step"] == 4
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    # the kept checkpoint resumes
+    again = make_trainer(make_cfg(tmp_path))
+    again.fit(resume=tmp_path / "last.pt")
+    assert again.step == 7
+
+
+def test_nan_before_first_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match="step 1: .*no checkpoint had been written yet"):
+        make_trainer(make_cfg(tmp_path), nan_at_call=1).fit()
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_method_must_return_loss_dict(tmp_path):
+    class Bad(ToyMethod):
+        def forward(self, batch):
+            return super().forward(batch)["ce"]
+
+    torch.manual_seed(0)
+    trainer = Trainer(make_cfg(tmp_path), Bad(), ToyData(), collate)
+    with pytest.raises(TypeError, match="must return a non-empty dict of losses"):
+        trainer.fit()
