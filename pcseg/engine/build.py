@@ -42,10 +42,13 @@ def build_source(cfg: Config, split: str):
 
 def build_dataset(cfg: Config, split: str, train: bool, source=None):
     """PointDataset of `split`; the training one gets augmentation, the crop and the label budget."""
-    from pcseg.data import DEFAULTS, PointDataset, default_transforms
+    from pcseg.data import DEFAULTS, PointDataset, Preprocessed, default_transforms
 
+    budget = cfg.data.budget or None
+    if train and budget is not None and ":" not in budget and not Path(budget).is_file():
+        raise FileNotFoundError(f"data.budget: budget file not found: {budget}")
     source = build_source(cfg, split) if source is None else source
-    defaults = DEFAULTS[cfg.data.dataset]
+    defaults = DEFAULTS[source.dataset if isinstance(source, Preprocessed) else cfg.data.dataset]
     transforms = None
     if train and cfg.data.augment:
         transforms = default_transforms(defaults.kind, cfg.data.max_points or None, cfg.data.elastic)
@@ -53,9 +56,6 @@ def build_dataset(cfg: Config, split: str, train: bool, source=None):
         from pcseg.data.transforms import CropToBudget
 
         transforms = CropToBudget(cfg.data.max_points)
-    budget = cfg.data.budget or None
-    if budget is not None and ":" not in budget and not Path(budget).is_file():
-        raise FileNotFoundError(f"data.budget: budget file not found: {budget}")
     return PointDataset(source, voxel_size=cfg.data.voxel_size, transforms=transforms,
                         budget=budget if train else None, budget_seed=cfg.data.budget_seed,
                         features=cfg.data.features or defaults.features, seed=cfg.train.seed)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from pcseg.engine.config import ConfigError, format_config, load_config, parse_overrides, save_config
@@ -88,3 +90,11 @@ def test_saved_config_round_trips(tmp_path):
 
 def test_parse_overrides_nests():
     assert parse_overrides(["a.b=1", "a.c=x=y"]) == {"a": {"b": "1", "c": "x=y"}}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    voxel = {"scannet": 0.02, "s3dis": 0.05, "semantickitti": 0.05, "synthetic": 0.05}[path.parent.name]
+    assert cfg.data.voxel_size == voxel
