@@ -31,9 +31,21 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
-def _rotation_z(angle: float) -> np.ndarray:
+def _center(coord: np.ndarray) -> np.ndarray:
+    """(3,) centre of the bounding box of coord (N, 3), N > 0 (per column: axis-0 reductions of (N, 3) are slow)."""
+    return np.array([(coord[:, k].min() + coord[:, k].max()) / 2 for k in range(3)], dtype=np.float64)
+
+
+def _rotate_z(array: np.ndarray, angle: float, center: np.ndarray) -> np.ndarray:
+    """Rotate (N, 3) vectors about the z axis through `center` (column arithmetic: numpy's (N, 3) @ (3, 3)
+    matmul is an order of magnitude slower)."""
     c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    x, y = array[:, 0] - center[0], array[:, 1] - center[1]
+    out = np.empty_like(array)
+    out[:, 0] = c * x - s * y + center[0]
+    out[:, 1] = s * x + c * y + center[1]
+    out[:, 2] = array[:, 2]
+    return out
 
 
 class RandomRotateZ:
@@ -43,10 +55,10 @@ class RandomRotateZ:
         self.angle = angle
 
     def __call__(self, scene: Scene, rng: np.random.Generator) -> Scene:
-        rot = _rotation_z(rng.uniform(*self.angle))
-        center = (scene.coord.min(0) + scene.coord.max(0)) / 2 if scene.num_points else np.zeros(3, np.float32)
-        coord = ((scene.coord - center) @ rot.T + center).astype(np.float32)
-        normal = None if scene.normal is None else (scene.normal @ rot.T).astype(np.float32)
+        angle = rng.uniform(*self.angle)
+        center = _center(scene.coord) if scene.num_points else np.zeros(3)
+        coord = _rotate_z(scene.coord, angle, center).astype(np.float32)
+        normal = None if scene.normal is None else _rotate_z(scene.normal, angle, np.zeros(3)).astype(np.float32)
         return scene.replace(coord=coord, normal=normal)
 
     def __repr__(self) -> str:
@@ -81,12 +93,15 @@ class RandomFlip:
 
     def __call__(self, scene: Scene, rng: np.random.Generator) -> Scene:
         flip = rng.random(2) < self.p
-        if not flip.any():
+        if not flip.any() or scene.num_points == 0:
             return scene
-        sign = np.array([-1.0 if flip[0] else 1.0, -1.0 if flip[1] else 1.0, 1.0], dtype=np.float32)
-        center = (scene.coord.min(0) + scene.coord.max(0)) / 2
-        coord = ((scene.coord - center) * sign + center).astype(np.float32)
-        normal = None if scene.normal is None else (scene.normal * sign).astype(np.float32)
+        center = _center(scene.coord)
+        coord = scene.coord.copy()
+        normal = None if scene.normal is None else scene.normal.copy()
+        for axis in np.flatnonzero(flip):
+            coord[:, axis] = 2 * center[axis] - scene.coord[:, axis]
+            if normal is not None:
+                normal[:, axis] = -scene.normal[:, axis]
         return scene.replace(coord=coord, normal=normal)
 
     def __repr__(self) -> str:
@@ -100,7 +115,8 @@ class RandomJitter:
         self.sigma, self.clip = sigma, clip
 
     def __call__(self, scene: Scene, rng: np.random.Generator) -> Scene:
-        noise = np.clip(rng.normal(0.0, self.sigma, scene.coord.shape), -self.clip, self.clip)
+        noise = rng.standard_normal(scene.coord.shape, dtype=np.float32) * np.float32(self.sigma)
+        np.clip(noise, -self.clip, self.clip, out=noise)
         return scene.replace(coord=(scene.coord + noise).astype(np.float32))
 
     def __repr__(self) -> str:
@@ -169,7 +185,8 @@ class ChromaticAutoContrast:
     def __call__(self, scene: Scene, rng: np.random.Generator) -> Scene:
         if rng.random() >= self.p or scene.num_points == 0:
             return scene
-        lo, hi = scene.color.min(0), scene.color.max(0)
+        lo = np.array([scene.color[:, k].min() for k in range(3)], dtype=np.float32)
+        hi = np.array([scene.color[:, k].max() for k in range(3)], dtype=np.float32)
         stretched = (scene.color - lo) / np.maximum(hi - lo, 1e-6)
         blend = rng.random() if self.blend_factor is None else self.blend_factor
         color = (1 - blend) * scene.color + blend * stretched
@@ -204,7 +221,7 @@ class ChromaticJitter:
     def __call__(self, scene: Scene, rng: np.random.Generator) -> Scene:
         if rng.random() >= self.p:
             return scene
-        noise = rng.normal(0.0, self.std, scene.color.shape)
+        noise = rng.standard_normal(scene.color.shape, dtype=np.float32) * np.float32(self.std)
         return scene.replace(color=np.clip(scene.color + noise, 0, 1).astype(np.float32))
 
     def __repr__(self) -> str:
@@ -224,8 +241,8 @@ class CropToBudget:
         if scene.num_points <= self.max_points:
             return scene
         dims = 3 if self.use_z else 2
-        center = scene.coord[rng.integers(scene.num_points), :dims]
-        dist2 = ((scene.coord[:, :dims] - center) ** 2).sum(1)
+        center = scene.coord[rng.integers(scene.num_points)]
+        dist2 = sum((scene.coord[:, k] - center[k]) ** 2 for k in range(dims))
         keep = np.sort(np.argpartition(dist2, self.max_points - 1)[: self.max_points])
         return scene.subset(keep)
 
