@@ -132,22 +132,35 @@ PALETTES = {"scannet": SCANNET, "s3dis": S3DIS, "semantickitti": SEMANTICKITTI}
 
 
 def generated_palette(num_classes: int, class_names: Optional[Sequence[str]] = None) -> Palette:
-    """K well separated colours: hues stepped by the golden ratio, cycling through three saturation/value levels.
-
-    The same K always gives the same colours. Names default to "class 0" .. "class K-1".
-    """
+    """K well separated colours, chosen greedily: each next colour is the candidate farthest (in a luminance-
+    weighted RGB distance) from those already chosen. Candidates are saturated hues at four brightness levels,
+    none close to white, grey or the error layer's red. The same K always gives the same colours; up to 48
+    classes, the first k colours of a larger palette are those of the smaller one. Names default to
+    "class 0" .. "class K-1"."""
     if num_classes < 1:
         raise ValueError(f"generated_palette: num_classes must be >= 1, got {num_classes}")
     names = tuple(class_names) if class_names is not None else tuple(f"class {k}" for k in range(num_classes))
     if len(names) != num_classes:
         raise ValueError(f"generated_palette: {len(names)} class names for {num_classes} classes")
-    levels = ((0.85, 0.90), (0.60, 0.75), (0.95, 0.55))  # (saturation, value)
-    colors = []
-    for k in range(num_classes):
-        hue = (0.07 + k * 0.6180339887) % 1.0
-        sat, val = levels[k % len(levels)]
-        colors.append([round(255 * c) for c in colorsys.hsv_to_rgb(hue, sat, val)])
-    return Palette("generated", names, np.asarray(colors, np.uint8))
+    hues = max(48, num_classes)
+    levels = ((0.85, 0.92), (0.55, 0.80), (0.95, 0.55), (0.40, 0.95))  # (saturation, value)
+    candidates = np.array(
+        [colorsys.hsv_to_rgb(h / hues, sat, val) for sat, val in levels for h in range(hues)], np.float64
+    )
+    weight = np.sqrt(np.array([0.30, 0.59, 0.11]))
+    # keep clear of the pure red that marks wrong points in the error layer
+    candidates = candidates[np.linalg.norm((candidates - [1.0, 0.0, 0.0]) * weight, axis=1) > 0.2]
+    scaled = candidates * weight
+    # start at a soft blue: class 0 is often a large class (floor, road)
+    first = int(np.argmin(np.linalg.norm(candidates - colorsys.hsv_to_rgb(0.58, 0.55, 0.80), axis=1)))
+    chosen = [first]
+    dist = np.linalg.norm(scaled - scaled[first], axis=1)
+    for _ in range(1, num_classes):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(scaled - scaled[nxt], axis=1))
+    colors = np.round(candidates[chosen] * 255).astype(np.uint8)
+    return Palette("generated", names, colors)
 
 
 def standard_palette_name(dataset: Optional[str]) -> Optional[str]:

@@ -219,6 +219,8 @@ def _render_filament(job: RenderJob) -> np.ndarray:
     renderer = rendering.OffscreenRenderer(cam0.width, cam0.height)
     renderer.scene.set_background([c / 255 for c in BACKGROUND] + [1.0])
     renderer.scene.view.set_post_processing(False)  # no tone mapping: pixels keep the palette's exact colours
+    renderer.scene.view.set_antialiasing(False)  # and no blending at splat borders
+    renderer.scene.view.set_sample_count(1)
     base = rendering.MaterialRecord()
     base.shader = "defaultUnlit"
     base.point_size = float(job.point_size)
@@ -237,7 +239,10 @@ def _render_filament(job: RenderJob) -> np.ndarray:
                 if renderer.scene.has_geometry("markers"):
                     renderer.scene.remove_geometry("markers")
                 renderer.scene.add_geometry("markers", point_cloud(o3d, lifted, colors[marked]), big)
-            renderer.setup_camera(cam.intrinsic, cam.extrinsic, cam.width, cam.height)
+            # Filament puts pixel centres at +0.5 (ours: at integer coordinates), so shift the principal point
+            intrinsic = cam.intrinsic.copy()
+            intrinsic[:2, 2] += 0.5
+            renderer.setup_camera(intrinsic, cam.extrinsic, cam.width, cam.height)
             images[v, p] = np.asarray(renderer.render_to_image())[..., :3]
     return images
 
@@ -339,32 +344,40 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+HEADER = 22  # title strip above each panel, pixels
+
+
+def panel_box(row: int, col: int, width: int, height: int) -> Tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), exclusive ends, of panel (row, col) of `compose`'s grid of width x height panels."""
+    x, y = col * (width + 1), row * (height + HEADER) + HEADER
+    return x, y, x + width, y + height
+
+
 def compose(
     images: np.ndarray,
     row_titles: Sequence[str],
     col_titles: Sequence[str],
     legend: Sequence[Tuple[str, Tuple[int, int, int]]] = (),
-    header: int = 22,
 ) -> np.ndarray:
-    """images (V, P, H, W, 3) uint8 -> one (rows, cols) grid image with a title strip above every panel, a
-    one-pixel grey separator between panels and a legend of colour swatches at the bottom. -> (H', W', 3) uint8."""
+    """images (V, P, H, W, 3) uint8 -> one (rows, cols) grid image with a title strip above every panel
+    (panel positions: `panel_box`), one-pixel grey separators and a legend of colour swatches at the bottom.
+    -> (H', W', 3) uint8."""
     from PIL import Image, ImageDraw
 
     n_rows, n_cols, h, w, _ = images.shape
     font = _font(14)
-    cell_h, cell_w = h + header, w + 1
-    canvas = Image.new("RGB", (n_cols * cell_w - 1, n_rows * cell_h), (255, 255, 255))
+    canvas = Image.new("RGB", (n_cols * (w + 1) - 1, n_rows * (h + HEADER)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for r in range(n_rows):
         for c in range(n_cols):
-            x, y = c * cell_w, r * cell_h
-            canvas.paste(Image.fromarray(images[r, c]), (x, y + header))
+            x, y, _, _ = panel_box(r, c, w, h)
+            canvas.paste(Image.fromarray(images[r, c]), (x, y))
             title = f"{col_titles[c]} - {row_titles[r]}" if row_titles[r] else col_titles[c]
-            draw.text((x + 6, y + 4), title, fill=(0, 0, 0), font=font)
+            draw.text((x + 6, y - HEADER + 4), title, fill=(0, 0, 0), font=font)
             if c:
-                draw.line([(x - 1, y), (x - 1, y + cell_h)], fill=(160, 160, 160))
+                draw.line([(x - 1, y - HEADER), (x - 1, y + h)], fill=(160, 160, 160))
         if r:
-            draw.line([(0, r * cell_h - 1), (canvas.width, r * cell_h - 1)], fill=(160, 160, 160))
+            draw.line([(0, r * (h + HEADER)), (canvas.width, r * (h + HEADER))], fill=(160, 160, 160))
     if legend:
         canvas = _append_legend(canvas, legend, font)
     return np.asarray(canvas)
@@ -438,12 +451,14 @@ def write_png(path: Union[str, Path], image: np.ndarray) -> Path:
 
 @dataclass(frozen=True)
 class RenderResult:
-    """path of the PNG written, the backend that drew it, the PNG's (height, width), the cameras per view."""
+    """path: the PNG written; backend: the renderer that drew it; shape: the PNG's (height, width);
+    cameras: view -> Camera; boxes: (view, panel) -> (x0, y0, x1, y1) of that panel in the PNG."""
 
     path: Path
     backend: str
     shape: Tuple[int, int]
     cameras: Dict[str, Camera]
+    boxes: Dict[Tuple[str, str], Tuple[int, int, int, int]]
 
 
 def render_png(
@@ -483,6 +498,8 @@ def render_png(
     backend      "auto" (filament -> legacy -> numpy) or one of them; see the module docstring
     Writes the PNG atomically and returns a RenderResult.
     """
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"render_png: unknown render backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
     if isinstance(scene, SceneLayers):
         if any(a is not None for a in (pred, uncertainty, labeled, picked, dataset, palette)):
             raise ValueError("render_png: with a SceneLayers, pass pred, labeled, palette, ... inside it")
@@ -515,7 +532,8 @@ def render_png(
         _legend_entries(layers, panels, keep) if legend else (),
     )
     path = write_png(path, grid)
-    return RenderResult(path, used, grid.shape[:2], cameras)
+    boxes = {(v, p): panel_box(r, c, width, height) for r, v in enumerate(views) for c, p in enumerate(panels)}
+    return RenderResult(path, used, grid.shape[:2], cameras, boxes)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

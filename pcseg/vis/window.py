@@ -50,7 +50,7 @@ class LayerWindow:
         self.keep = np.ones(layers.num_points, bool) if keep is None else keep
         coord = layers.coord[self.keep]
         extent = np.linalg.norm(coord.max(0) - coord.min(0))
-        self.marker_radius = max(extent * 0.004, 1e-4)
+        self.marker_radius = max(extent * 0.008, 1e-4)
         self.vis = self.o3d.visualization.VisualizerWithKeyCallback()
         if not self.vis.create_window(window_name=title, width=width, height=height, visible=visible):
             raise RuntimeError("Open3D could not create a window (no display and no EGL); use --save PNG instead")
