@@ -1,8 +1,14 @@
-"""The `pcseg visualize` subcommand: open a window on a scene file, or render it to PNG with --save.
+"""The `pcseg visualize` and `pcseg export` subcommands.
 
-Wire it into a CLI with `add_visualize_parser(subparsers)`; the parser's `func` default is `run_visualize`, which
-returns the exit code. Input files: a PLY written by `pcseg export` (or any point PLY) or an .npz with arrays
-coord (N, 3) and optionally color (N, 3), label, pred (N,), uncertainty (N,), scene_id, dataset.
+visualize: open an Open3D window on a scene with switchable layers, or render it to PNG with --save.
+export:    write the scene as a coloured binary PLY with label/pred/uncertainty vertex properties.
+A scene comes from a file (a PLY written by `pcseg export` or any point PLY; an .npz with arrays coord (N, 3)
+and optionally color (N, 3), label, pred (N,), uncertainty (N,), scene_id, dataset) or from a dataset
+(--data NAME --split S --scene-id ID); predictions from `pcseg eval --save-predictions DIR` (DIR/<scene_id>.npy)
+come in with --pred.
+
+Wire into a CLI with `add_visualize_parser(subparsers)` and `add_export_parser(subparsers)`; each parser's
+`func` default (`run_visualize`, `run_export`) returns the exit code: 0, or 2 after printing what is wrong.
 """
 from __future__ import annotations
 
@@ -44,6 +50,42 @@ def load_scene_file(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     raise ValueError(f"{path}: expected a .ply or .npz scene file, got {suffix or 'no suffix'!r}")
 
 
+def load_dataset_scene(name: str, root: Optional[str], split: str, scene_id: Optional[str]):
+    """Scene `scene_id` of a dataset source (`pcseg.data.build_source`) -> (arrays, meta) like load_scene_file,
+    with meta "classes" from the source's class names."""
+    from pcseg.data.dataset import build_source
+
+    if scene_id is None:
+        raise ValueError(f"--data {name}: give --scene-id (the scene to show)")
+    source = build_source(name, root=root, split=split)
+    ids = list(source.scene_ids)
+    if scene_id not in ids:
+        raise ValueError(f"--data {name} split {split!r} has no scene {scene_id!r} ({len(ids)} scenes, e.g. "
+                         f"{', '.join(ids[:3])})")
+    scene = source[ids.index(scene_id)]
+    arrays = {"coord": scene.coord, "color": scene.color, "label": scene.label}
+    meta = {"scene_id": scene_id, "dataset": name, "classes": ",".join(source.class_names)}
+    return arrays, meta
+
+
+def _per_point(path: Path, n: int, what: str, integer: bool) -> np.ndarray:
+    """A (N,) .npy of per-point values, checked against the scene's N points."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--{what} {path} does not exist")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"--{what} {path}: not a .npy array ({exc})") from None
+    if not isinstance(values, np.ndarray):  # an .npz (or a torch zip file) loads as an archive
+        raise ValueError(f"--{what} {path}: expected a .npy array, got an archive")
+    if values.shape != (n,):
+        raise ValueError(f"--{what} {path}: expected shape ({n},), one value per point of the scene, "
+                         f"got {values.shape}")
+    if integer and not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"--{what} {path}: expected integer class indices, got {values.dtype}")
+    return values.astype(np.int64 if integer else np.float32)
+
+
 def _budget_mask(path: Optional[str], scene_id: Optional[str], n: int, what: str) -> Optional[np.ndarray]:
     if path is None:
         return None
@@ -52,7 +94,7 @@ def _budget_mask(path: Optional[str], scene_id: Optional[str], n: int, what: str
     budget = read_budget(path)
     if scene_id is None:
         if len(budget) != 1:
-            raise ValueError(f"--{what} {path}: the scene file records no scene id; give --scene-id")
+            raise ValueError(f"--{what} {path}: the scene records no scene id; give --scene-id")
         scene_id = next(iter(budget))
     if scene_id not in budget:
         raise ValueError(f"--{what} {path}: no entry for scene {scene_id!r} ({len(budget)} scenes in the file)")
@@ -70,6 +112,34 @@ def _palette(arrays: Dict[str, np.ndarray], dataset: Optional[str], classes: Opt
         return get_palette(dataset, class_names=names)
     top = max([int(arrays[k].max()) for k in ("label", "pred") if k in arrays and arrays[k].size] + [0])
     return get_palette(None, top + 1)
+
+
+def load_layers(args: argparse.Namespace) -> Tuple[SceneLayers, Dict[str, str]]:
+    """The scene named by the input arguments (see `_add_input_arguments`) -> (SceneLayers, meta)."""
+    if (args.scene is None) == (args.data is None):
+        raise ValueError("give either a scene file or --data NAME (with --split and --scene-id)")
+    if args.scene is not None:
+        arrays, meta = load_scene_file(args.scene)
+    else:
+        arrays, meta = load_dataset_scene(args.data, args.root, args.split, args.scene_id)
+    n = len(arrays["coord"])
+    if args.pred is not None:
+        arrays["pred"] = _per_point(args.pred, n, "pred", integer=True)
+    if args.uncertainty is not None:
+        arrays["uncertainty"] = _per_point(args.uncertainty, n, "uncertainty", integer=False)
+    if args.palette:
+        meta["dataset"] = args.palette
+    scene_id = args.scene_id or meta.get("scene_id")
+    if scene_id:
+        meta["scene_id"] = scene_id
+    layers = SceneLayers(
+        coord=arrays["coord"], palette=_palette(arrays, meta.get("dataset"), meta.get("classes")),
+        color=arrays.get("color"), label=arrays.get("label"), pred=arrays.get("pred"),
+        uncertainty=arrays.get("uncertainty"),
+        labeled=_budget_mask(getattr(args, "budget", None), scene_id, n, "budget"),
+        picked=_budget_mask(getattr(args, "picked", None), scene_id, n, "picked"),
+    )
+    return layers, meta
 
 
 def _size(text: str) -> Tuple[int, int]:
@@ -90,6 +160,23 @@ def _names(choices):
     return parse
 
 
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scene", nargs="?", type=Path,
+                   help="a .ply (from `pcseg export`, or any point PLY) or an .npz with coord, color, label, pred, "
+                        "uncertainty arrays; or leave out and use --data")
+    g = p.add_argument_group("scene from a dataset (instead of a file)")
+    g.add_argument("--data", metavar="NAME", help="dataset name, e.g. synthetic_indoor, scannet, s3dis, semantickitti")
+    g.add_argument("--root", help="dataset folder (none for the synthetic datasets)")
+    g.add_argument("--split", default="val", help="split of --data (default: val)")
+    p.add_argument("--scene-id", help="scene to read with --data and to look up in budget files "
+                                      "(default: the id recorded in the scene file)")
+    p.add_argument("--pred", type=Path, metavar="NPY",
+                   help="predictions, (N,) int .npy, e.g. DIR/<scene_id>.npy from `pcseg eval --save-predictions DIR`")
+    p.add_argument("--uncertainty", type=Path, metavar="NPY", help="per-point uncertainty, (N,) float .npy")
+    p.add_argument("--palette", help="class colours: scannet, s3dis, semantickitti (default: from the dataset or the "
+                                     "file, else generated)")
+
+
 def add_visualize_parser(subparsers) -> argparse.ArgumentParser:
     """Add `visualize` to an argparse subparsers object; returns the new parser (func=run_visualize)."""
     p = subparsers.add_parser(
@@ -98,13 +185,9 @@ def add_visualize_parser(subparsers) -> argparse.ArgumentParser:
         description="Open an Open3D window on a scene (keys: SPACE/N next layer, B previous, 1-9 pick one, "
                     "L legend) or render GT | prediction | errors to a PNG without a display (--save).",
     )
-    p.add_argument("scene", type=Path, help="a .ply from `pcseg export` (or any point PLY), or an .npz with "
-                                            "coord, color, label, pred, uncertainty arrays")
-    p.add_argument("--dataset", help="palette: scannet, s3dis, semantickitti (default: recorded in the file; "
-                                     "otherwise a generated palette)")
+    _add_input_arguments(p)
     p.add_argument("--budget", help="label budget file: highlight this scene's labeled points (layer 'labeled')")
     p.add_argument("--picked", help="budget-format file of active-learning picks (layer 'picked')")
-    p.add_argument("--scene-id", help="scene to look up in --budget/--picked (default: recorded in the file)")
     p.add_argument("--layer", choices=LAYERS, help="first layer shown in the window")
     p.add_argument("--save", type=Path, metavar="PNG", help="render headless to this PNG instead of a window")
     p.add_argument("--views", type=_names(VIEWS), default=VIEWS, help="with --save: bev,perspective")
@@ -120,28 +203,34 @@ def add_visualize_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_export_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `export` to an argparse subparsers object; returns the new parser (func=run_export)."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a scene (+ predictions) as a coloured binary PLY",
+        description="Write a binary PLY with x, y, z, red, green, blue and label / pred / uncertainty vertex "
+                    "properties that opens in Open3D, MeshLab and CloudCompare; the colours show one layer.",
+    )
+    _add_input_arguments(p)
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="PLY", help="output file")
+    p.add_argument("--color-by", choices=("color", "gt", "pred", "error", "uncertainty"),
+                   help="layer shown by the PLY's colours (default: pred when there are predictions, else gt)")
+    p.set_defaults(func=run_export)
+    return p
+
+
 def run_visualize(args: argparse.Namespace) -> int:
     """Run `pcseg visualize`; returns the exit code: 0, or 2 after printing what is wrong (a bad file or
     argument, Open3D missing (with install instructions), no display, no renderer)."""
     try:
         return _visualize(args)
     except (ImportError, OSError, ValueError, RuntimeError) as exc:
-        print(f"pcseg visualize: {exc}", file=sys.stderr)
+        print(f"pcseg visualize: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _visualize(args: argparse.Namespace) -> int:
-    arrays, meta = load_scene_file(args.scene)
-    n = len(arrays["coord"])
-    scene_id = args.scene_id or meta.get("scene_id")
-    dataset = args.dataset or meta.get("dataset")
-    palette = _palette(arrays, dataset, meta.get("classes"))
-    layers = SceneLayers(
-        coord=arrays["coord"], palette=palette, color=arrays.get("color"), label=arrays.get("label"),
-        pred=arrays.get("pred"), uncertainty=arrays.get("uncertainty"),
-        labeled=_budget_mask(args.budget, scene_id, n, "budget"),
-        picked=_budget_mask(args.picked, scene_id, n, "picked"),
-    )
+    layers, _ = load_layers(args)
     if args.save is not None:
         from .render import render_png
 
@@ -161,10 +250,32 @@ def _visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    """Run `pcseg export`; returns 0, or 2 after printing what is wrong."""
+    from .ply import class_names_comment, export_ply
+
+    try:
+        layers, meta = load_layers(args)
+        color_by = args.color_by or ("pred" if layers.pred is not None else "gt")
+        if color_by not in layers.available():
+            raise ValueError(f"--color-by {color_by}: this scene has only {', '.join(layers.available())}")
+        rgb, _ = layers.colors(color_by)
+        meta = {**meta, "rgb": color_by, **class_names_comment(layers.palette.class_names)}
+        path = export_ply(args.out, layers.coord, rgb, label=layers.label, pred=layers.pred,
+                          uncertainty=layers.uncertainty, meta=meta)
+    except (ImportError, OSError, ValueError) as exc:
+        print(f"pcseg export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[pcseg] wrote {path} ({layers.num_points} points, colours: {color_by})")
+    return 0
+
+
 def main(argv=None) -> int:
-    """`python -m pcseg.vis.commands SCENE ...`: the visualize command on its own."""
+    """`python -m pcseg.vis.commands {visualize,export} ...`: these two commands on their own."""
     parser = argparse.ArgumentParser(prog="pcseg")
-    add_visualize_parser(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_visualize_parser(sub)
+    add_export_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

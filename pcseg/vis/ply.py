@@ -91,6 +91,13 @@ def export_ply(
     return path
 
 
+def class_names_comment(names) -> Dict[str, str]:
+    """{"classes": "a,b,c"} for the PLY header, or {} when a name contains a comma or a line break."""
+    if any(c in name for name in names for c in ",\r\n"):
+        return {}
+    return {"classes": ",".join(names)}
+
+
 def export_scene_ply(
     path: Union[str, Path],
     scene,
@@ -111,12 +118,9 @@ def export_scene_ply(
     layers = SceneLayers.from_scene(scene, pred=pred, uncertainty=uncertainty, palette=palette, dataset=dataset)
     color_by = color_by or ("pred" if pred is not None else "gt")
     rgb, _ = layers.colors(color_by)
-    meta = {"rgb": color_by, "scene_id": str(scene.scene_id)}
+    meta = {"rgb": color_by, "scene_id": str(scene.scene_id), **class_names_comment(layers.palette.class_names)}
     if dataset:
         meta["dataset"] = dataset
-    names = layers.palette.class_names
-    if not any("," in name or "\n" in name for name in names):
-        meta["classes"] = ",".join(names)
     return export_ply(
         path, layers.coord, rgb, label=layers.label, pred=layers.pred, uncertainty=layers.uncertainty,
         normal=getattr(scene, "normal", None), meta=meta,
