@@ -14,7 +14,6 @@ from pcseg.sparse import (
     SparseTensor,
     SubMConv3d,
 )
-from pcseg.sparse import native
 
 HAS_SPCONV = importlib.util.find_spec("spconv") is not None
 needs_spconv = pytest.mark.skipif(not HAS_SPCONV, reason="spconv (a CUDA wheel, e.g. spconv-cu126) is not installed")
@@ -55,21 +54,14 @@ def dense_weight(layer) -> torch.Tensor:
 SHAPE = (7, 6, 5)
 
 
-@pytest.fixture(params=[0.0, 2.0], ids=["dense-strategy", "pairs-strategy"])
-def strategy(request, monkeypatch):
-    """Run the native backend with the im2col strategy (fill >= 0) or the per-offset pairs strategy."""
-    monkeypatch.setattr(native, "DENSE_FILL", request.param)
-    return request.param
-
-
-def sparse_input(coords, channels, seed, batch=2, dtype=torch.float64):
+def sparse_input(coords, channels, seed, batch=2, dtype=torch.float64, shape=SHAPE):
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(coords.shape[0], channels, generator=g, dtype=dtype).requires_grad_()
-    return feats, SparseTensor(feats, coords, SHAPE, batch)
+    return feats, SparseTensor(feats, coords, shape, batch)
 
 
 @pytest.mark.parametrize("kernel_size", [3, 1, (3, 1, 5)])
-def test_submanifold_matches_conv3d(strategy, kernel_size):
+def test_submanifold_matches_conv3d(kernel_size):
     coords = random_grid(2, SHAPE, 0.3, seed=0)
     feats, x = sparse_input(coords, 3, seed=1)
     conv = SubMConv3d(3, 4, kernel_size, bias=True, backend="native").double()
@@ -88,7 +80,7 @@ def test_submanifold_matches_conv3d(strategy, kernel_size):
 
 
 @pytest.mark.parametrize("kernel_size,stride,padding", [(2, 2, 0), (3, 2, 0), (3, 2, 1), (3, 1, 0)])
-def test_strided_and_inverse_match_dense(strategy, kernel_size, stride, padding):
+def test_strided_and_inverse_match_dense(kernel_size, stride, padding):
     coords = random_grid(2, SHAPE, 0.25, seed=2)
     feats, x = sparse_input(coords, 3, seed=3)
     down = SparseConv3d(3, 4, kernel_size, stride, padding, bias=True, indice_key="d", backend="native").double()
@@ -122,7 +114,7 @@ def test_strided_and_inverse_match_dense(strategy, kernel_size, stride, padding)
     assert_close(up.weight.grad.permute(4, 0, 1, 2, 3), wu.grad)
 
 
-def test_depthwise_matches_grouped_conv3d(strategy):
+def test_depthwise_matches_grouped_conv3d():
     coords = random_grid(2, SHAPE, 0.3, seed=4)
     feats, x = sparse_input(coords, 5, seed=5)
     conv = DepthwiseSubMConv3d(5, 3, bias=True).double()
@@ -147,10 +139,12 @@ def test_kernel_maps_are_cached_along_the_network():
     down = SparseConv3d(2, 2, 2, 2, indice_key="d1", backend="native")
     z = SparseInverseConv3d(2, 2, 2, indice_key="d1", backend="native")(b(down(y)))
     assert z.coords is x.coords and len(x.cache) == 3
-    with pytest.raises(ValueError, match="already used"):
-        down(y)
+    assert down(y.replace_feature(y.feats * 2)).coords is down(y).coords  # same voxels: the map is reused
+    assert len(x.cache) == 3
+    with pytest.raises(ValueError, match="already used"):  # one key for two different voxel sets
+        SparseConv3d(2, 2, 2, 2, indice_key="d1", backend="native")(down(y))
     with pytest.raises(ValueError, match="kernel_size"):
-        SparseInverseConv3d(2, 2, 3, indice_key="d1", backend="native")(down.__class__(2, 2, 2, 2, backend="native")(y))
+        SparseInverseConv3d(2, 2, 3, indice_key="d1", backend="native")(down(y))
 
 
 def test_empty_tensor():
@@ -188,3 +182,99 @@ def test_bad_input_is_rejected():
         SparseInverseConv3d(2, 2, 2, indice_key="missing", backend="native")(SparseTensor(feats, coords))
     with pytest.raises(ValueError, match="backend"):
         SubMConv3d(2, 2, backend="cuda")
+
+
+class SmallNet(torch.nn.Module):
+    """Every layer kind: submanifold 3x3x3 and 1x1x1, strided k=2 s=2 and k=3 s=2 p=1, both inverses."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self.a = SubMConv3d(3, 8, 3, bias=True, backend=backend)
+        self.b = SubMConv3d(8, 6, 1, backend=backend)
+        self.down2 = SparseConv3d(6, 8, 2, 2, indice_key="d2", backend=backend)
+        self.down3 = SparseConv3d(6, 8, 3, 2, 1, bias=True, indice_key="d3", backend=backend)
+        self.c = SubMConv3d(8, 8, 3, backend=backend)
+        self.up2 = SparseInverseConv3d(8, 4, 2, indice_key="d2", backend=backend)
+        self.up3 = SparseInverseConv3d(8, 4, 3, indice_key="d3", backend=backend)
+
+    def forward(self, x):
+        h = self.b(self.a(x))
+        d2, d3 = self.c(self.down2(h)), self.down3(h)
+        return [h, d2, d3, self.up2(d2), self.up3(d3)]
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_net(net, coords, seed):
+    feats, x = sparse_input(coords, 3, seed=seed, dtype=torch.float32)
+    outs = net(x)
+    g = torch.Generator().manual_seed(seed + 1)
+    sum((o.feats * torch.randn(o.feats.shape, generator=g)).sum() for o in outs).backward()
+    return outs, feats.grad, {n: p.grad for n, p in net.named_parameters()}
+
+
+@needs_spconv
+def test_spconv_matches_native(two_threads):
+    coords = random_grid(2, SHAPE, 0.35, seed=9)
+    native_net = SmallNet("native")
+    spconv_net = SmallNet("spconv")
+    spconv_net.load_state_dict(native_net.state_dict())
+    outs_n, grad_n, pgrad_n = run_net(native_net, coords, seed=10)
+    outs_s, grad_s, pgrad_s = run_net(spconv_net, coords, seed=10)
+    for a, b in zip(outs_s, outs_n):
+        assert torch.equal(a.coords, b.coords) and a.spatial_shape == b.spatial_shape
+        assert_close(a.feats, b.feats)
+    assert_close(grad_s, grad_n)
+    for name in pgrad_n:
+        assert_close(pgrad_s[name], pgrad_n[name])
+
+
+@needs_spconv
+@pytest.mark.parametrize("saved,loaded", [("native", "spconv"), ("spconv", "native")])
+def test_checkpoint_moves_between_backends(tmp_path, saved, loaded):
+    coords = random_grid(2, SHAPE, 0.3, seed=11)
+    torch.manual_seed(0)
+    source = SmallNet(saved)
+    torch.save(source.state_dict(), tmp_path / "net.pt")
+    target = SmallNet(loaded)
+    target.load_state_dict(torch.load(tmp_path / "net.pt"))
+    for a, b in zip(source(sparse_input(coords, 3, 12, dtype=torch.float32)[1]),
+                    target(sparse_input(coords, 3, 12, dtype=torch.float32)[1])):
+        assert torch.equal(a.coords, b.coords)
+        assert_close(a.feats, b.feats)
+
+
+def model_run(net, coords):
+    feats, x = sparse_input(coords, 3, seed=15, dtype=torch.float32, shape=None)
+    y = net(x).feats
+    y.square().sum().backward()
+    return y, feats.grad
+
+
+@needs_spconv
+def test_spunet_spconv_matches_native(two_threads):
+    from pcseg.models import MODELS
+
+    coords = random_grid(2, (20, 18, 12), 0.15, seed=13)
+    torch.manual_seed(0)
+    native_net = MODELS["spunet14"](3, channels=(8, 8, 16, 16, 16, 8, 8, 8), backend="native")
+    spconv_net = MODELS["spunet14"](3, channels=(8, 8, 16, 16, 16, 8, 8, 8), backend="spconv")
+    spconv_net.load_state_dict(native_net.state_dict())
+    outs_n, grad_n = model_run(native_net, coords)
+    outs_s, grad_s = model_run(spconv_net, coords)
+    assert_close(outs_s, outs_n)
+    assert_close(grad_s, grad_n)
+
+
+def test_import_does_not_load_spconv():
+    import subprocess
+    import sys
+
+    code = "import sys, pcseg, pcseg.sparse, pcseg.models; sys.exit('spconv' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

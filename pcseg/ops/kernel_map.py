@@ -17,11 +17,12 @@ when built and the device matches; otherwise the pure-torch reference below runs
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Sequence, Tuple, Union
 
 import torch
+
+from pcseg.ops._ext import extension, has_op, warn_fallback
 
 IntOr3 = Union[int, Sequence[int]]
 
@@ -104,7 +105,7 @@ def conv_output_shape(
 def check_coords(coords: torch.Tensor, name: str = "coords") -> torch.Tensor:
     """Validate (M, 4) integer voxel coordinates [batch, x, y, z]; returns them as contiguous int32."""
     if not isinstance(coords, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(coords).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(coords).__name__}")
     if coords.dim() != 2 or coords.shape[1] != 4:
         raise ValueError(f"{name} must have shape (M, 4) [batch, x, y, z], got {tuple(coords.shape)}")
     if coords.dtype not in (torch.int32, torch.int64):
@@ -212,23 +213,11 @@ def downsample_kernel_map_reference(
     return out_coords, _pairs_from_table(table, num, out_coords.shape[0], query_is_out=False)
 
 
-_WARNED = set()
-
-
-def _extension(device: torch.device):
-    """The compiled module when it is built (with kernel maps) and supports `device`, else None (warning once)."""
-    try:
-        from pcseg import _C  # type: ignore[attr-defined]
-    except ImportError:
-        _C = None
-    if _C is not None and hasattr(_C, "kernel_map_submanifold"):
-        if device.type == "cpu" or getattr(_C, "has_cuda", lambda: False)():
-            return _C
-    if device.type not in _WARNED:
-        _WARNED.add(device.type)
-        warnings.warn(
-            f"pcseg._C kernel maps are not built for {device.type}; using the pure-torch reference", stacklevel=3
-        )
+def _extension(name: str, device: torch.device):
+    """`pcseg._C` when it has a kernel for op `name` on `device`, else None (the reference runs; warned once)."""
+    if has_op(name, device):
+        return extension()
+    warn_fallback("kernel_map", device)
     return None
 
 
@@ -243,7 +232,7 @@ def submanifold_kernel_map(coords: torch.Tensor, kernel_size: IntOr3 = 3) -> Ker
     k = _triple(kernel_size, "kernel_size", 1)
     if any(v % 2 == 0 for v in k):
         raise ValueError(f"submanifold_kernel_map: kernel_size must be odd, got {kernel_size!r}")
-    ext = _extension(coords.device)
+    ext = _extension("kernel_map_submanifold", coords.device)
     if ext is None or coords.shape[0] == 0:
         return submanifold_kernel_map_reference(coords, k)
     in_idx, out_idx, counts = ext.kernel_map_submanifold(coords, list(k))
@@ -274,7 +263,7 @@ def downsample_kernel_map(
     s = _triple(stride, "stride", 1)
     p = _triple(padding, "padding", 0)
     out_shape = conv_output_shape(shape, k, s, p)
-    ext = _extension(coords.device)
+    ext = _extension("kernel_map_downsample", coords.device)
     if ext is None or coords.shape[0] == 0:
         return downsample_kernel_map_reference(coords, shape, k, s, p)
     out_coords, in_idx, out_idx, counts = ext.kernel_map_downsample(coords, list(k), list(s), list(p), list(out_shape))

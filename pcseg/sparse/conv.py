@@ -50,6 +50,8 @@ class _DownEntry:
     out_coords: torch.Tensor
     out_shape: Tuple[int, int, int]
     kernel_size: Tuple[int, int, int]
+    stride: Tuple[int, int, int]
+    padding: Tuple[int, int, int]
     plan: Optional[ConvPlan] = None  # native
     spconv_data: object = None  # spconv indice data
     spconv_order: Optional[torch.Tensor] = None  # sorted row j = spconv row order[j]
@@ -62,8 +64,7 @@ def _subm_plan(x: SparseTensor, kernel_size: Tuple[int, int, int], indice_key: O
         return entry[1]
     if entry is not None and indice_key is not None and not torch.equal(entry[0], x.coords):
         raise ValueError(f"SubMConv3d: indice_key {indice_key!r} is already used by another set of voxels")
-    center = math.prod(kernel_size) // 2
-    plan = ConvPlan(submanifold_kernel_map(x.coords, kernel_size), center)
+    plan = ConvPlan(submanifold_kernel_map(x.coords, kernel_size))
     x.cache[key] = (x.coords, plan)
     return plan
 
@@ -204,27 +205,35 @@ class SparseConv3d(_SparseConv):
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check(x)
         key = ("down", self.indice_key)
-        if self.indice_key is not None and key in x.cache:
-            raise ValueError(f"SparseConv3d: indice_key {self.indice_key!r} is already used in this network")
         out_shape = conv_output_shape(x.spatial_shape, self.kernel_size, self.stride, self.padding)
-        entry = _DownEntry(x.coords, x.spatial_shape, x.coords, out_shape, self.kernel_size)
-        weight = self.weight.to(x.feats.dtype)
-        if self._use_spconv(x):
+        entry = _DownEntry(x.coords, x.spatial_shape, x.coords, out_shape, self.kernel_size, self.stride, self.padding)
+        old = x.cache.get(key) if self.indice_key is not None else None
+        if old is not None:  # a second pass over the same voxels (e.g. another view of one batch) reuses the map
+            if old.in_coords is not x.coords or (old.in_shape, old.kernel_size, old.stride, old.padding) != (
+                entry.in_shape, entry.kernel_size, entry.stride, entry.padding
+            ):
+                raise ValueError(f"SparseConv3d: indice_key {self.indice_key!r} is already used by another layer")
+            entry.plan, entry.out_coords = old.plan, old.out_coords
+        if entry.plan is None and self._use_spconv(x):
             name = None if self.indice_key is None else f"pcseg-down-{self.indice_key}"
             layer = self._spconv_layer("down", x.device)
+            weight = self.weight.to(x.feats.dtype)
             feats, coords, _, entry.spconv_data = spconv_backend.run(layer, x.feats, x, x.coords, weight, name, None)
-            order = spconv_backend.sort_order(coords, out_shape, x.batch_size)
-            if order is not None:
-                feats, coords = feats.index_select(0, order), coords.index_select(0, order)
-            entry.spconv_order = order
+            entry.spconv_order = spconv_backend.sort_order(coords, out_shape, x.batch_size)
+            if entry.spconv_order is not None:
+                feats = feats.index_select(0, entry.spconv_order)
+                coords = coords.index_select(0, entry.spconv_order)
+            entry.out_coords = coords if old is None else old.out_coords  # same voxels: keep one coords object
         else:
-            coords, kmap = downsample_kernel_map(x.coords, x.spatial_shape, self.kernel_size, self.stride, self.padding)
-            entry.plan = ConvPlan(kmap)
+            if entry.plan is None:
+                entry.out_coords, kmap = downsample_kernel_map(
+                    x.coords, x.spatial_shape, self.kernel_size, self.stride, self.padding
+                )
+                entry.plan = ConvPlan(kmap)
             feats = sparse_conv(x.feats, self._kernel_weight(x.feats.dtype), entry.plan)
-        entry.out_coords = coords
         if self.indice_key is not None:
             x.cache[key] = entry
-        return SparseTensor._trusted(self._finish(feats), coords, out_shape, x.batch_size, x.cache)
+        return SparseTensor._trusted(self._finish(feats), entry.out_coords, out_shape, x.batch_size, x.cache)
 
 
 class SparseInverseConv3d(_SparseConv):
