@@ -4,7 +4,6 @@
 
 #include "voxelize/voxelize.h"
 #include "kernel_map/kernel_map.h"  // helper "sparse"
-#include "kernel_map/kernel_map.h"  // helper "sparse"
 
 #ifdef WITH_CUDA
 #define PCSEG_OP(name)       \
@@ -22,17 +21,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("voxelize", &pcseg::voxelize, "(grid_coord, batch, inverse, counts) of coord (N,3)", py::arg("coord"),
         py::arg("voxel_size"), py::arg("batch"));
   PCSEG_OP("voxelize");
-
-  // ---- kernel_map (csrc/kernel_map, helper "sparse") ----
-  m.def("kernel_map_submanifold", &pcseg::kernel_map_submanifold,
-        "(in_idx, out_idx, counts) of the submanifold conv on coords (M,4) int32", py::arg("coords"),
-        py::arg("kernel"));
-  PCSEG_OP("kernel_map_submanifold");
-  m.def("kernel_map_downsample", &pcseg::kernel_map_downsample,
-        "(out_coords, in_idx, out_idx, counts) of the strided conv on coords (M,4) int32", py::arg("coords"),
-        py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("out_shape"));
-  PCSEG_OP("kernel_map_downsample");
-  // ---- end kernel_map ----
 
   // ---- kernel_map (csrc/kernel_map, helper "sparse") ----
   m.def("kernel_map_submanifold", &pcseg::kernel_map_submanifold,
