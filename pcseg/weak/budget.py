@@ -135,9 +135,11 @@ def _as_index_tensor(value, scene_id: str, path) -> torch.Tensor:
 
 
 def _numpy_safe_globals() -> list:
-    """Globals numpy arrays need to unpickle under `torch.load(weights_only=True)`."""
+    """Globals numpy arrays need to unpickle under `torch.load(weights_only=True)`, also under the module names
+    of numpy 1.x (`numpy.core`), which files written before numpy 2 refer to."""
     core = getattr(np, "_core", None) or np.core
-    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype]
+    allowed = [np.ndarray, np.dtype, core.multiarray._reconstruct,
+               (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
     allowed += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
     return allowed
 

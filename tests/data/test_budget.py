@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,15 @@ def test_official_dict_format_loads(tmp_path):
     assert budget["scene0000_00"].tolist() == [1, 3, 5]
     torch.save({"scene0000_00": np.array([2, 4], dtype=np.int64)}, tmp_path / "n.pth")
     assert read_budget(tmp_path / "n.pth")["scene0000_00"].tolist() == [2, 4]
+    # a file pickled under numpy 1.x names numpy.core.multiarray (legacy torch format, so the bytes can be edited)
+    buffer = io.BytesIO()
+    torch.save({"scene0000_00": np.array([7, 2], dtype=np.int32)}, buffer, _use_new_zipfile_serialization=False)
+    data = buffer.getvalue()
+    if b"numpy._core.multiarray" in data:
+        data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in data
+    (tmp_path / "old.pth").write_bytes(data)
+    assert read_budget(tmp_path / "old.pth")["scene0000_00"].tolist() == [2, 7]
 
 
 def test_written_file_is_a_plain_dict(tmp_path):
