@@ -1,0 +1,104 @@
+"""HPAL's semi-supervised training (Xu et al., ICCV 2023): a mean teacher with confidence-thresholded pseudo labels.
+
+The student (backbone + head) learns from cross-entropy on the labeled points and from the teacher's confident
+predictions on the voxels that hold no labeled point. The teacher is an exponential moving average of the student
+(decay 0.955 in the authors' setting), and it sees another view of the batch: a random symmetry of the voxel grid
+(a quarter turn and flips about the vertical axis) plus Gaussian noise on the input features. Voxel i of the
+teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo labels keep the teacher's
+class where its probability reaches the threshold (0.75), via the shared `pcseg.pseudo_labels` module.
+
+The point selection half of HPAL (hierarchical margin + feature-distance suppression) is `pcseg.active`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict
+
+import torch
+from torch import nn
+
+from pcseg.data.batch import PointBatch
+from pcseg.methods.base import MethodConfig
+from pcseg.methods.supervised import Supervised, cross_entropy
+from pcseg.pseudo_labels import EMATeacher, confidence_labels
+from pcseg.sparse import SparseTensor
+
+
+class SegNet(nn.Module):
+    """backbone + head as one module: SparseTensor (M, C_in) -> voxel logits (M, K) (what the teacher copies)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: SparseTensor) -> torch.Tensor:
+        return self.head(self.backbone(x).feats)
+
+
+def grid_symmetry(grid_coord: torch.Tensor) -> torch.Tensor:
+    """A random symmetry of the square about z per batch element (swap x and y, negate x, negate y: 8 cases).
+
+    grid_coord (M, 4) int [batch, x, y, z] -> (M, 4) same dtype, shifted back to >= 0 per batch element; row i of
+    the output is voxel i of the input. Draws from torch's global generator.
+    """
+    b = grid_coord[:, 0].long()
+    batch_size = int(b.max()) + 1 if len(b) else 0
+    swap, neg_x, neg_y = (torch.randint(0, 2, (3, batch_size)).bool().to(grid_coord.device)[:, b])
+    x, y, z = grid_coord[:, 1].long(), grid_coord[:, 2].long(), grid_coord[:, 3].long()
+    x, y = torch.where(swap, y, x), torch.where(swap, x, y)
+    x, y = torch.where(neg_x, -x, x), torch.where(neg_y, -y, y)
+    xyz = torch.stack([x, y, z], dim=1)
+    low = torch.zeros(batch_size, 3, dtype=torch.long, device=xyz.device)
+    low = low.scatter_reduce(0, b[:, None].expand(-1, 3), xyz, reduce="amin", include_self=False)
+    return torch.cat([b[:, None], xyz - low[b]], dim=1).to(grid_coord.dtype)
+
+
+class HPAL(Supervised):
+    """Mean-teacher training. Losses (training mode): {'ce', 'pseudo'}; `predict` uses the student.
+
+    backbone     forward(SparseTensor (M, C_in)) -> SparseTensor (M, backbone.out_channels)
+    num_classes  K
+    """
+
+    @dataclass
+    class Config(MethodConfig):
+        name: str = "hpal"
+        label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing"})
+        ema_decay: float = field(default=0.955, metadata={"help": "teacher <- decay * teacher + (1 - decay) * student"})
+        threshold: float = field(default=0.75, metadata={"help": "teacher confidence needed for a pseudo label"})
+        pseudo_weight: float = field(default=1.0, metadata={"help": "weight of the pseudo-label cross-entropy"})
+        rampup_steps: int = field(default=0, metadata={
+            "help": "the pseudo-label weight grows linearly from 0 over this many steps (0 = full from the start)"})
+        feature_noise: float = field(default=0.05, metadata={"help": "std of Gaussian noise on the teacher's input"})
+        symmetry: bool = field(default=True, metadata={"help": "the teacher sees a random symmetry of the grid"})
+
+    def __init__(self, backbone: nn.Module, num_classes: int, cfg: "HPAL.Config") -> None:
+        super().__init__(backbone, num_classes, cfg)
+        for name, ok in (("ema_decay", 0.0 <= cfg.ema_decay <= 1.0), ("threshold", 0.0 <= cfg.threshold <= 1.0),
+                         ("pseudo_weight", cfg.pseudo_weight >= 0), ("rampup_steps", cfg.rampup_steps >= 0),
+                         ("feature_noise", cfg.feature_noise >= 0)):
+            if not ok:
+                raise ValueError(f"method.{name}: invalid value {getattr(cfg, name)!r}")
+        self.teacher = EMATeacher(SegNet(self.backbone, self.head), cfg.ema_decay)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forwards so far (resumes)
+
+    def pseudo_labels(self, batch: PointBatch) -> torch.Tensor:
+        """(M,) int64 teacher labels of the batch's voxels on the other view; -1 where unsure or labeled."""
+        grid = grid_symmetry(batch.grid_coord) if self.cfg.symmetry else batch.grid_coord
+        feat = batch.feat + self.cfg.feature_noise * torch.randn_like(batch.feat)
+        prob = torch.softmax(self.teacher(SparseTensor(feat, grid, batch_size=batch.batch_size)).float(), dim=1)
+        pseudo = confidence_labels(prob, self.cfg.threshold)
+        labeled = batch.inverse[batch.label >= 0]
+        pseudo[labeled] = -1  # voxels with a real label learn from it
+        return pseudo
+
+    def forward(self, batch: PointBatch) -> Dict[str, torch.Tensor]:
+        """{'ce': CE on labeled points, 'pseudo': weighted CE on the teacher's confident voxel labels}."""
+        if self.steps > 0:  # the teacher follows the student as it was after the previous optimizer step
+            self.teacher.update(SegNet(self.backbone, self.head))
+        self.steps += 1
+        logits = self.voxel_logits(batch)
+        ce = cross_entropy(logits[batch.inverse], batch.label, self.cfg.label_smoothing)
+        ramp = min(1.0, float(self.steps) / self.cfg.rampup_steps) if self.cfg.rampup_steps else 1.0
+        pseudo = cross_entropy(logits, self.pseudo_labels(batch))
+        return {"ce": ce, "pseudo": self.cfg.pseudo_weight * ramp * pseudo}

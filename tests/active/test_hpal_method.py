@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from pcseg.data import collate, voxelize_scene
+from pcseg.engine.config import load_config
+from pcseg.methods import METHODS
+from pcseg.methods.hpal import HPAL, grid_symmetry
+
+from active_helpers import LinearBackbone, TinySource
+
+
+def make_batch(labeled_every=50):
+    source = TinySource(num_scenes=2, points=400)
+    samples = [voxelize_scene(source[i], 0.25, ("color",)) for i in range(2)]
+    batch = collate(samples)
+    keep = torch.zeros_like(batch.label, dtype=torch.bool)
+    keep[::labeled_every] = True
+    batch.label = torch.where(keep, batch.label, torch.full_like(batch.label, -1))
+    return batch
+
+
+def make_method(**cfg):
+    torch.manual_seed(0)
+    return HPAL(LinearBackbone(3), 3, HPAL.Config(**cfg))
+
+
+def test_registered_and_configurable():
+    assert METHODS["hpal"] is HPAL
+    cfg = load_config(overrides=["method.name=hpal", "method.threshold=0.9", "method.ema_decay=0.99"])
+    assert isinstance(cfg.method, HPAL.Config) and cfg.method.threshold == 0.9
+    assert HPAL.Config().ema_decay == 0.955 and HPAL.Config().threshold == 0.75
+    with pytest.raises(ValueError, match="method.threshold"):
+        make_method(threshold=1.5)
+
+
+def test_losses_train_the_student_only():
+    method = make_method(threshold=0.0)
+    losses = method(make_batch())
+    assert set(losses) == {"ce", "pseudo"} and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in method.backbone.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in method.teacher.parameters())
+    assert any(k.startswith("teacher.model.backbone.") for k in method.state_dict())
+
+
+def test_teacher_follows_the_student_by_ema():
+    method = make_method(ema_decay=0.9)
+    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
+    batch = make_batch()
+    start = method.teacher.model.head.weight.clone()
+    sum(method(batch).values()).backward()
+    optimizer.step()
+    assert torch.equal(method.teacher.model.head.weight, start), "the first forward must not move the teacher"
+    student = method.head.weight.detach().clone()
+    method(batch)
+    assert torch.allclose(method.teacher.model.head.weight, 0.9 * start + 0.1 * student)
+    assert int(method.steps) == 2
+
+
+def test_pseudo_labels_skip_labeled_voxels_and_respect_the_threshold():
+    batch = make_batch(labeled_every=3)
+    labeled = torch.zeros(len(batch.feat), dtype=torch.bool)
+    labeled[batch.inverse[batch.label >= 0]] = True
+    method = make_method(threshold=0.0)
+    pseudo = method.pseudo_labels(batch)
+    assert bool((pseudo[labeled] == -1).all()) and bool((pseudo[~labeled] >= 0).all())
+    method = make_method(threshold=1.0)  # no softmax of 3 classes reaches 1 here
+    assert bool((method.pseudo_labels(batch) == -1).all())
+    assert float(method(batch)["pseudo"].detach()) == 0.0
+
+
+def test_rampup_scales_the_pseudo_loss():
+    batch = make_batch()
+    full = make_method(threshold=0.0)(batch)["pseudo"]
+    ramped = make_method(threshold=0.0, rampup_steps=4)(batch)["pseudo"]
+    assert torch.allclose(ramped, full / 4)
+
+
+def test_grid_symmetry_is_an_isometry_per_scene():
+    torch.manual_seed(1)
+    coords = torch.unique(torch.cat([torch.randint(0, 2, (300, 1)), torch.randint(0, 9, (300, 3))], 1), dim=0).int()
+    seen = set()
+    for _ in range(20):
+        out = grid_symmetry(coords)
+        assert out.dtype == coords.dtype and torch.equal(out[:, 0], coords[:, 0])
+        for b in range(2):
+            a, t = coords[coords[:, 0] == b, 1:].float(), out[out[:, 0] == b, 1:].float()
+            assert torch.equal(t.min(0).values, torch.zeros(3))
+            assert torch.allclose(torch.cdist(a, a), torch.cdist(t, t))
+            assert torch.equal(t[:, 2], a[:, 2] - a[:, 2].min())
+        seen.add(tuple(out[:3].flatten().tolist()))
+    assert len(seen) > 1
