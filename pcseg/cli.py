@@ -1,4 +1,4 @@
-"""The `pcseg` command: demo, train, eval, config, preprocess, visualize, labels.
+"""The `pcseg` command: demo, train, eval, config, preprocess, visualize, labels, select, active-loop.
 
 Errors a user can fix (a config typo, a missing path, a checkpoint that does not fit, a diverged run) print one
 line `pcseg <command>: error: ...` and exit with status 2; set PCSEG_DEBUG=1 for the traceback.
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_visualize_parser(sub)
 
+    from pcseg.active.commands import add_active_parsers, add_labels_parsers
+
+    add_active_parsers(sub)
+
     p = sub.add_parser("labels", help="label budget files", description="Inspect label budget files.")
     lsub = p.add_subparsers(dest="labels_command", metavar="ACTION")
     lsub.required = True
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", help="budget file ({scene_id: LongTensor of point indices}, torch.save)")
     q.add_argument("--config", help="config naming the dataset (for per-class counts)")
     _add_overrides(q)
+    add_labels_parsers(lsub)
     return parser
 
 
