@@ -2,16 +2,36 @@
 
 Every public function checks its inputs, runs the `pcseg._C` kernel when the extension is built for the input's
 device and otherwise the reference (warning once). References are public (`*_reference`) as test oracles.
+Kernel maps of sparse convolution live in `pcseg.ops.kernel_map`.
 """
-from pcseg.ops.kernel_map import KernelMap, downsample_kernel_map, inverse_kernel_map, submanifold_kernel_map
+from pcseg.ops.neighbors import knn_query, knn_query_reference, radius_query, radius_query_reference
+from pcseg.ops.region_partition import region_partition, region_partition_reference
+from pcseg.ops.segment import (
+    segment_argmax,
+    segment_max,
+    segment_max_reference,
+    segment_mean,
+    segment_reduce,
+    segment_reduce_reference,
+    segment_sum,
+)
 from pcseg.ops.voxelize import Voxelization, voxelize, voxelize_reference
 
 __all__ = [
-    "KernelMap",
-    "downsample_kernel_map",
-    "inverse_kernel_map",
-    "submanifold_kernel_map",
     "Voxelization",
+    "knn_query",
+    "knn_query_reference",
+    "radius_query",
+    "radius_query_reference",
+    "region_partition",
+    "region_partition_reference",
+    "segment_argmax",
+    "segment_max",
+    "segment_max_reference",
+    "segment_mean",
+    "segment_reduce",
+    "segment_reduce_reference",
+    "segment_sum",
     "voxelize",
     "voxelize_reference",
 ]
