@@ -193,6 +193,10 @@ def read_nuscenes_sample(info: dict, data_root: PathLike, cameras: Optional[Sequ
     for name, cam in info.get("images", {}).items():
         if cameras is not None and name not in cameras:
             continue
+        missing = [key for key in ("img_path", "cam2img", "lidar2cam") if cam.get(key) is None]
+        if missing:
+            raise ValueError(f"nuScenes info {info.get('token', '?')}, camera {name}: the calibration has no "
+                             f"{', '.join(missing)}")
         K = np.asarray(cam["cam2img"], dtype=np.float64)[:3, :3]
         cams.append(Camera(name, read_image(locate(cam["img_path"])), K, np.asarray(cam["lidar2cam"], np.float64)))
     n = len(points)

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Callable, Dict
 
 from pcseg.models.heads import ProjectionHead, SegHead
+from pcseg.models.image_encoder import ImageEncoder, load_image_encoder, save_image_encoder
 from pcseg.models.spunet import BasicBlock, DepthwiseSeparableBlock, SpUNet
 
 _CHANNELS_A = (32, 64, 128, 256, 128, 128, 96, 96)
@@ -22,4 +23,5 @@ MODELS: Dict[str, Callable[..., SpUNet]] = {
     "spunet-dw34": partial(SpUNet, channels=_CHANNELS_C, layers=(2, 3, 4, 6, 2, 2, 2, 2), depthwise=True),
 }
 
-__all__ = ["BasicBlock", "DepthwiseSeparableBlock", "MODELS", "ProjectionHead", "SegHead", "SpUNet"]
+__all__ = ["BasicBlock", "DepthwiseSeparableBlock", "MODELS", "ProjectionHead", "SegHead", "SpUNet", "ImageEncoder",
+           "load_image_encoder", "save_image_encoder"]
