@@ -15,15 +15,14 @@ from pcseg.engine.config import load_config
 DEMO: Tuple[str, ...] = (
     "data.dataset=synthetic_indoor", "data.voxel_size=0.05", "data.num_train_scenes=24", "data.num_val_scenes=8",
     "data.points_per_scene=40000", "data.batch_size=4",
-    "model.name=spunet14", "model.base_channels=16", "model.channels=[16,32,64,64,32,16]",
-    "model.layers=[1,1,1,1,1,1]",
+    "model.name=spunet14", "model.base_channels=16", "model.channels=[16,32,64,64,64,32,16,16]",
     "optim.name=adamw", "optim.lr=0.004", "optim.weight_decay=0.01", "schedule.name=onecycle",
     "train.steps=300", "train.log_every=25", "train.checkpoint_every=300", "eval.batch_size=4",
 )
 # --quick (the tests): seconds, not a meaningful score.
 QUICK: Tuple[str, ...] = (
     "data.num_train_scenes=2", "data.num_val_scenes=1", "data.points_per_scene=4000", "data.batch_size=2",
-    "model.channels=[8,16,16,16,16,8]", "model.base_channels=8", "train.steps=4", "train.log_every=2",
+    "model.channels=[8,16,16,16,16,16,8,8]", "model.base_channels=8", "train.steps=4", "train.log_every=2",
     "train.checkpoint_every=4", "eval.batch_size=1",
 )
 # (row name, overrides): later methods append their rows here.
@@ -36,7 +35,8 @@ RUNS: List[Tuple[str, Tuple[str, ...]]] = [
 def labeled_points(dataset) -> int:
     """Points with a label (!= -1) in a training PointDataset after its budget."""
     if dataset.budget is not None:
-        return int(sum(len(v) for k, v in dataset.budget.items() if k in set(dataset.scene_ids)))
+        ids = set(dataset.scene_ids)
+        return int(sum(len(v) for k, v in dataset.budget.items() if k in ids))
     return int(sum(int((np.asarray(dataset.source[i].label) >= 0).sum()) for i in range(len(dataset))))
 
 

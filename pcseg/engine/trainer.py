@@ -67,9 +67,7 @@ class Trainer:
         self.out_dir = Path(cfg.train.out_dir)
         self.method = method.to(self.device)
         self.model: nn.Module = self.method
-        if distributed:
-            if self.device.type == "cuda":
-                self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+        if distributed:  # batch-norm statistics stay per process (pcseg's BatchNorm acts on SparseTensors)
             self.model = nn.parallel.DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = build_optimizer(cfg.optim, list(self.method.parameters()))
