@@ -120,6 +120,7 @@ def prototype_alignment_loss(
     support_feat: torch.Tensor,
     support_label: torch.Tensor,
     scale: float = 20.0,
+    allowed: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """PANet's prototype alignment: prototypes from the query's own prediction segment the support back.
 
@@ -127,6 +128,8 @@ def prototype_alignment_loss(
     query_logits   (Nq, K) float; their argmax (no gradient through the choice) is the query's pseudo mask
     support_feat   (Ns, D) float
     support_label  (Ns,) int64 in {-1, 0..K-1}
+    allowed        (Ns, K) bool or None: the classes each support element may be assigned (PANet's N-way case:
+                   a support image of way i is segmented into background vs way i only); must include its label
     returns        scalar: cross entropy of cosine_logits(support_feat, query prototypes) against support_label
                    (mean over labelled support elements; 0 when none is labelled)
     Gradients reach both feature tensors through the prototypes and the support logits.
@@ -137,8 +140,16 @@ def prototype_alignment_loss(
     pseudo = query_logits.detach().argmax(dim=1)
     proto, _ = masked_average_pooling(query_feat, pseudo, num_classes)
     logits = cosine_logits(support_feat, proto, scale)
+    if allowed is not None:
+        if allowed.shape != logits.shape or allowed.dtype != torch.bool:
+            raise ValueError(f"allowed must be (Ns, K) = {tuple(logits.shape)} bool, got {tuple(allowed.shape)} "
+                             f"{allowed.dtype}")
+        labelled = support_label >= 0
+        if not bool(allowed[labelled.nonzero(as_tuple=True)[0], support_label[labelled]].all()):
+            raise ValueError("allowed excludes the label of a support element")
+        logits = logits.masked_fill(~allowed, float("-inf"))
     if not bool((support_label >= 0).any()):
-        return logits.sum() * 0.0
+        return (query_feat.sum() + support_feat.sum()) * 0.0
     return F.cross_entropy(logits, support_label, ignore_index=-1)
 
 
