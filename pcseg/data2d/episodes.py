@@ -5,11 +5,13 @@ The sampler only needs `class_to_items`: class id -> indices of the items that c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from pcseg.data2d.image import ImageSample
 
 
 @dataclass
@@ -29,7 +31,9 @@ class EpisodeSampler:
     classes         class ids episodes draw from (e.g. the novel classes at test time); each needs at least
                     k_shot + n_query items
     n_way, k_shot, n_query  ways, shots per way, query items per way
-    seed            `episodes(m)` always returns the same m episodes for the same seed
+    seed            episode i is a pure function of (seed, i): `episode(i)`, `episodes(m)` = the first m
+    Episodes are nested across shots: for n_way = 1 and the same seed and n_query, episode i with K shots has the
+    same query items as with K' < K shots and its support starts with theirs, so K-shot results compare paired.
     """
 
     def __init__(
@@ -53,18 +57,15 @@ class EpisodeSampler:
         self.class_to_items = {c: list(class_to_items[c]) for c in classes}
         self.classes = list(classes)
         self.n_way, self.k_shot, self.n_query, self.seed = n_way, k_shot, n_query, seed
-        self._rng = np.random.default_rng(seed)
-
-    def sample(self) -> Episode:
-        """The next episode of this sampler's random stream."""
-        return self._draw(self._rng)
 
     def episodes(self, num_episodes: int) -> List[Episode]:
-        """`num_episodes` episodes drawn from a fresh stream of `seed` (a fixed evaluation set)."""
-        rng = np.random.default_rng(self.seed)
-        return [self._draw(rng) for _ in range(num_episodes)]
+        """Episodes 0..num_episodes-1 (a fixed evaluation set for a fixed seed)."""
+        return [self.episode(i) for i in range(num_episodes)]
 
-    def _draw(self, rng: np.random.Generator) -> Episode:
+    def episode(self, index: int) -> Episode:
+        """Episode `index` of this sampler: the ways, then per way a random order of its unused items whose first
+        n_query become queries and the next k_shot the support."""
+        rng = np.random.default_rng([self.seed, index])
         ways = [self.classes[i] for i in rng.choice(len(self.classes), self.n_way, replace=False)]
         used: set = set()
         support, query = [], []
@@ -73,9 +74,10 @@ class EpisodeSampler:
             if len(pool) < self.k_shot + self.n_query:
                 raise ValueError(f"class {c}: only {len(pool)} items left after the other ways' picks; "
                                  f"need {self.k_shot + self.n_query}")
-            picks = [pool[j] for j in rng.choice(len(pool), self.k_shot + self.n_query, replace=False)]
-            support.append(picks[: self.k_shot])
-            query.extend(picks[self.k_shot:])
+            order = rng.permutation(len(pool))
+            picks = [pool[j] for j in order[: self.n_query + self.k_shot]]
+            query.extend(picks[: self.n_query])
+            support.append(picks[self.n_query:])
             used.update(picks)
         return Episode(classes=ways, support=support, query=query)
 
@@ -105,3 +107,45 @@ def class_index_from_labels(labels: Sequence[np.ndarray], min_count: int = 1) ->
         for k in np.nonzero(counts >= min_count)[0]:
             index.setdefault(int(k), []).append(i)
     return index
+
+
+@dataclass
+class EpisodeBatch:
+    """The images of one episode, labels in episode space (0 = background, i + 1 = way i, -1 = ignore).
+
+    support_image (S, 3, H, W) float32, S = N * K (way-major: way 0's K shots first)
+    support_label (S, H, W) int64, each support image annotated for its own way only (`support_labels`)
+    query_image   (Q, 3, H, W) float32
+    query_label   (Q, H, W) int64 (`episode_labels`)
+    classes       the N dataset class ids of the ways
+    """
+
+    support_image: torch.Tensor
+    support_label: torch.Tensor
+    query_image: torch.Tensor
+    query_label: torch.Tensor
+    classes: List[int]
+
+    @property
+    def n_way(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "EpisodeBatch":
+        def move(value):
+            return value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
+
+        return EpisodeBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+
+def episode_batch(dataset: Sequence[ImageSample], episode: Episode) -> EpisodeBatch:
+    """Load the images of `episode` from `dataset` (equal-size ImageSamples) and map their labels."""
+    support = [(dataset[i], way) for way, items in enumerate(episode.support) for i in items]
+    query = [dataset[i] for i in episode.query]
+    return EpisodeBatch(
+        support_image=torch.from_numpy(np.stack([s.image for s, _ in support])),
+        support_label=torch.stack([support_labels(torch.from_numpy(s.label), episode.classes, way)
+                                   for s, way in support]),
+        query_image=torch.from_numpy(np.stack([s.image for s in query])),
+        query_label=episode_labels(torch.from_numpy(np.stack([s.label for s in query])), episode.classes),
+        classes=list(episode.classes),
+    )

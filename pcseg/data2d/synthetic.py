@@ -93,7 +93,7 @@ class SyntheticShapes2D:
     def __init__(
         self,
         num_images: int = 200,
-        size: int = 64,
+        size: int = 32,
         classes: Optional[Sequence[int]] = None,
         num_classes: int = len(SHAPE_CLASSES) + 1,
         max_objects: int = 3,
@@ -154,8 +154,8 @@ class SyntheticShapes2D:
             u = du * np.cos(angle) + dv * np.sin(angle)
             v = -du * np.sin(angle) + dv * np.cos(angle)
             inside = _shape_mask(shape, u, v)
-            base = _hsv(hue + rng.normal(0, 0.02), rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0))
-            dark = base * rng.uniform(0.3, 0.6)
+            base = _hsv(hue + rng.uniform(-0.05, 0.05), rng.uniform(0.4, 1.0), rng.uniform(0.5, 1.0))
+            dark = base * rng.uniform(0.25, 0.65)
             pattern = _texture(texture, x, y, rng.uniform(0.09, 0.15) * n)
             colour = dark[:, None, None] + (base - dark)[:, None, None] * pattern[None]
             image[:, inside] = colour[:, inside]
