@@ -6,6 +6,15 @@ from pcseg.models import MODELS, ProjectionHead, SegHead
 from pcseg.sparse import SparseTensor
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny batches: one thread is several times faster than two on a shared 2-core machine (OpenMP barriers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_batch(in_channels: int, seed: int = 0) -> SparseTensor:
     """Two scenes of random voxels in a 20 x 18 x 12 grid."""
     g = torch.Generator().manual_seed(seed)

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
 namespace pcseg {
@@ -24,22 +25,20 @@ Int3 int3(const std::vector<int64_t>& v) {
 }
 
 struct DeviceHash {
-  at::Tensor keys, vals;
-  uint64_t mask;
+  at::Tensor slots;
+  HashView view;
 };
 
-// Hash of keys[i] -> i (keys < 0 skipped); returns whether a key occurred twice.
-DeviceHash build_hash(const at::Tensor& keys, bool* duplicate) {
+// Hash of keys[i] -> i (keys < 0 skipped) for a grid of size z along z; reports whether a key occurred twice.
+DeviceHash build_hash(const at::Tensor& keys, int64_t z, bool* duplicate) {
   const int64_t n = keys.numel();
   const uint64_t cap = hash_capacity(n);
-  DeviceHash h{at::full({int64_t(cap)}, -1, keys.options()), at::empty({int64_t(cap)}, keys.options()), cap - 1};
+  DeviceHash h{at::full({int64_t(2 * cap)}, -1, keys.options()), HashView{nullptr, cap - 1, z}};
+  h.view.slots = h.slots.data_ptr<int64_t>();
   at::Tensor dup = at::zeros({1}, keys.options().dtype(at::kInt));
-  auto stream = at::cuda::getCurrentCUDAStream();
   if (n) {
-    kmap_hash_insert_kernel<<<blocks_for(n), kThreads, 0, stream>>>(keys.data_ptr<int64_t>(), n,
-                                                                     h.keys.data_ptr<int64_t>(),
-                                                                     h.vals.data_ptr<int64_t>(), h.mask,
-                                                                     dup.data_ptr<int32_t>());
+    kmap_hash_insert_kernel<<<blocks_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        keys.data_ptr<int64_t>(), n, h.view, dup.data_ptr<int32_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   *duplicate = dup.item<int32_t>() != 0;
@@ -72,12 +71,11 @@ SubmanifoldMap kernel_map_submanifold_cuda(const at::Tensor& coords, const std::
                                                                   keys.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   bool duplicate = false;
-  const DeviceHash h = build_hash(keys, &duplicate);
+  const DeviceHash h = build_hash(keys, d.z, &duplicate);
   TORCH_CHECK_VALUE(!duplicate, "kernel_map_submanifold: coords contains duplicate coordinates");
-  at::Tensor table = at::empty({num_k, n}, lopt);
-  kmap_subm_table_kernel<<<blocks_for(n * num_k), kThreads, 0, stream>>>(
-      coords.data_ptr<int32_t>(), n, num_k, int3(kernel), d, h.keys.data_ptr<int64_t>(), h.vals.data_ptr<int64_t>(),
-      h.mask, table.data_ptr<int64_t>());
+  at::Tensor table = at::full({num_k, n}, -1, lopt);
+  kmap_subm_table_kernel<<<blocks_for(n * (num_k / 2 + 1)), kThreads, 0, stream>>>(
+      coords.data_ptr<int32_t>(), n, num_k, int3(kernel), d, h.view, table.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return compact(table, /*query_is_out=*/true);
 }
@@ -108,11 +106,10 @@ DownsampleMap kernel_map_downsample_cuda(const at::Tensor& coords, const std::ve
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   bool duplicate = false;
-  const DeviceHash h = build_hash(uniq, &duplicate);
+  const DeviceHash h = build_hash(uniq, out.z, &duplicate);
   at::Tensor table = at::empty({num_k, n}, lopt);
   kmap_hash_lookup_kernel<<<blocks_for(n * num_k), kThreads, 0, stream>>>(
-      targets.data_ptr<int64_t>(), n * num_k, h.keys.data_ptr<int64_t>(), h.vals.data_ptr<int64_t>(), h.mask,
-      table.data_ptr<int64_t>());
+      targets.data_ptr<int64_t>(), n * num_k, h.view, table.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   auto [in_idx, out_idx, counts] = compact(table, /*query_is_out=*/false);
   return {out_coords, in_idx, out_idx, counts};

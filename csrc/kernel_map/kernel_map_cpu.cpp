@@ -43,16 +43,15 @@ Int3 int3(const std::vector<int64_t>& v) {
 }
 
 struct HashTable {
-  std::vector<int64_t> keys, vals;
-  uint64_t mask;
-  explicit HashTable(int64_t n) {
+  std::vector<int64_t> slots;
+  HashView view;
+  HashTable(int64_t n, int64_t z) {
     const uint64_t cap = hash_capacity(n);
-    keys.assign(cap, -1);
-    vals.assign(cap, -1);
-    mask = cap - 1;
+    slots.assign(2 * cap, -1);
+    view = HashView{slots.data(), cap - 1, z};
   }
-  bool insert(int64_t key, int64_t value) { return hash_insert_host(keys.data(), vals.data(), mask, key, value); }
-  int64_t find(int64_t key) const { return hash_find(keys.data(), vals.data(), mask, key); }
+  bool insert(int64_t key, int64_t value) { return hash_insert_host(view, key, value); }
+  int64_t find(int64_t key) const { return hash_find(view, key); }
 };
 
 // Pairs from a (K, n) table of matches (-1 = none), query row i, matched row table[k * n + i].
@@ -103,19 +102,28 @@ SubmanifoldMap kernel_map_submanifold_cpu(const at::Tensor& coords, const std::v
   }
   const std::vector<int64_t> e = extent(c, n);
   const GridDims d = checked_dims(e[0], e[1], e[2], e[3], "kernel_map_submanifold");
-  HashTable hash(n);
+  HashTable hash(n, d.z);
   for (int64_t i = 0; i < n; ++i) {
     const int32_t* ci = c + 4 * i;
     TORCH_CHECK_VALUE(hash.insert(grid_key(ci[0], ci[1], ci[2], ci[3], d), i),
                 "kernel_map_submanifold: coords contains duplicate coordinates");
   }
   const Int3 k3 = int3(kernel);
-  std::vector<int32_t> table(num_k * n);
+  // Offsets k and K - 1 - k are mirror images: i feeds j through k iff j feeds i through K - 1 - k, so only the
+  // first half is looked up; the centre offset is the identity. Within one offset j determines i, so the mirrored
+  // writes of different threads never collide.
+  std::vector<int32_t> table(num_k * n, -1);
+  const int64_t center = num_k / 2;
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t k = 0; k < num_k; ++k) {
-      table[k * n + i] = static_cast<int32_t>(hash.find(subm_neighbor_key(c + 4 * i, k, k3, d)));
+    for (int64_t k = 0; k < center; ++k) {
+      const int64_t j = hash.find(subm_neighbor_key(c + 4 * i, k, k3, d));
+      if (j >= 0) {
+        table[k * n + i] = static_cast<int32_t>(j);
+        table[(num_k - 1 - k) * n + j] = static_cast<int32_t>(i);
+      }
     }
+    table[center * n + i] = static_cast<int32_t>(i);
   }
   return compact(table, num_k, n, /*query_is_out=*/true, coords);
 }
@@ -142,7 +150,7 @@ DownsampleMap kernel_map_downsample_cpu(const at::Tensor& coords, const std::vec
   }
   std::vector<int64_t> uniq;
   {
-    HashTable seen(valid);
+    HashTable seen(valid, out.z);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t k = 0; k < num_k; ++k) {
         const int64_t key = downsample_target_key(c + 4 * i, k, k3, s3, p3, out);
@@ -152,7 +160,7 @@ DownsampleMap kernel_map_downsample_cpu(const at::Tensor& coords, const std::vec
   }
   std::sort(uniq.begin(), uniq.end());
   const int64_t m = static_cast<int64_t>(uniq.size());
-  HashTable rank(m);
+  HashTable rank(m, out.z);
   for (int64_t j = 0; j < m; ++j) rank.insert(uniq[j], j);
   at::Tensor out_coords = at::empty({m, 4}, coords.options());
   int32_t* oc = out_coords.data_ptr<int32_t>();

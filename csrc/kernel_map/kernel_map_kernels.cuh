@@ -3,7 +3,7 @@
 //
 // Keys: a voxel [b, x, y, z] of a grid of size (B, X, Y, Z) has key ((b * X + x) * Y + y) * Z + z, so sorting keys
 // sorts voxels by (batch, x, y, z), as pcseg/ops/kernel_map.py. Hash table: open addressing, linear probing,
-// capacity a power of two, empty slots hold key -1.
+// capacity a power of two, empty slots hold key -1, keys of one (b, x, y) column in neighbouring slots.
 #pragma once
 
 #include "common/hostdevice.h"
@@ -76,32 +76,44 @@ PCSEG_HD uint64_t hash_mix(uint64_t k) {  // splitmix64 finaliser
   return k ^ (k >> 31);
 }
 
-// Value stored under key, or -1.
-PCSEG_HD int64_t hash_find(const int64_t* keys, const int64_t* vals, uint64_t mask, int64_t key) {
+// Hash table of voxel keys: slots[2 s] = key (-1 = empty), slots[2 s + 1] = value. The home slot hashes the
+// (b, x, y) column and adds z, so the 3 z-neighbours of a lookup share cache lines.
+struct HashView {
+  int64_t* slots;
+  uint64_t mask;  // capacity - 1
+  int64_t z;      // grid size along z
+};
+
+PCSEG_HD uint64_t hash_home(HashView h, int64_t key) {
+  return (hash_mix(static_cast<uint64_t>(key / h.z)) + static_cast<uint64_t>(key % h.z)) & h.mask;
+}
+
+// Value stored under key, or -1 (also for key < 0).
+PCSEG_HD int64_t hash_find(HashView h, int64_t key) {
   if (key < 0) return -1;
-  for (uint64_t slot = hash_mix(static_cast<uint64_t>(key)) & mask;; slot = (slot + 1) & mask) {
-    const int64_t k = keys[slot];
-    if (k == key) return vals[slot];
+  for (uint64_t slot = hash_home(h, key);; slot = (slot + 1) & h.mask) {
+    const int64_t k = h.slots[2 * slot];
+    if (k == key) return h.slots[2 * slot + 1];
     if (k == -1) return -1;
   }
 }
 
 // Host insertion (single thread). Returns false when the key was already present (value left unchanged).
-inline bool hash_insert_host(int64_t* keys, int64_t* vals, uint64_t mask, int64_t key, int64_t value) {
-  for (uint64_t slot = hash_mix(static_cast<uint64_t>(key)) & mask;; slot = (slot + 1) & mask) {
-    if (keys[slot] == key) return false;
-    if (keys[slot] == -1) {
-      keys[slot] = key;
-      vals[slot] = value;
+inline bool hash_insert_host(HashView h, int64_t key, int64_t value) {
+  for (uint64_t slot = hash_home(h, key);; slot = (slot + 1) & h.mask) {
+    if (h.slots[2 * slot] == key) return false;
+    if (h.slots[2 * slot] == -1) {
+      h.slots[2 * slot] = key;
+      h.slots[2 * slot + 1] = value;
       return true;
     }
   }
 }
 
-// Smallest power of two >= 2 * n (at least 16): the table stays at most half full.
+// Smallest power of two >= 4 * n (at least 16): the table stays at most a quarter full.
 inline uint64_t hash_capacity(int64_t n) {
   uint64_t cap = 16;
-  while (cap < 2 * static_cast<uint64_t>(n)) cap <<= 1;
+  while (cap < 4 * static_cast<uint64_t>(n)) cap <<= 1;
   return cap;
 }
 
@@ -120,17 +132,16 @@ __global__ void kmap_coord_keys_kernel(const int32_t* __restrict__ coords, int64
 }
 
 // Insert keys[i] -> i (keys < 0 skipped); sets *duplicate when a key is inserted twice.
-__global__ void kmap_hash_insert_kernel(const int64_t* __restrict__ keys, int64_t n, int64_t* table_keys,
-                                        int64_t* table_vals, uint64_t mask, int32_t* duplicate) {
+__global__ void kmap_hash_insert_kernel(const int64_t* __restrict__ keys, int64_t n, HashView h, int32_t* duplicate) {
   PCSEG_GRID_STRIDE(i, n) {
     const int64_t key = keys[i];
     if (key < 0) continue;
-    for (uint64_t slot = hash_mix(static_cast<uint64_t>(key)) & mask;; slot = (slot + 1) & mask) {
-      const unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(table_keys + slot),
+    for (uint64_t slot = hash_home(h, key);; slot = (slot + 1) & h.mask) {
+      const unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(h.slots + 2 * slot),
                                                 static_cast<unsigned long long>(-1LL),
                                                 static_cast<unsigned long long>(key));
       if (prev == static_cast<unsigned long long>(-1LL)) {
-        table_vals[slot] = i;
+        h.slots[2 * slot + 1] = i;
         break;
       }
       if (prev == static_cast<unsigned long long>(key)) {
@@ -141,14 +152,22 @@ __global__ void kmap_hash_insert_kernel(const int64_t* __restrict__ keys, int64_
   }
 }
 
-// table (K, n): input row feeding output i through offset k, -1 where none.
+// table (K, n), preset to -1: input row feeding output i through offset k. Offsets k and K - 1 - k are mirror
+// images, so only k < K / 2 is looked up and written twice; the centre offset K / 2 is the identity.
 __global__ void kmap_subm_table_kernel(const int32_t* __restrict__ coords, int64_t n, int64_t num_k, Int3 kernel,
-                                       GridDims d, const int64_t* __restrict__ table_keys,
-                                       const int64_t* __restrict__ table_vals, uint64_t mask,
-                                       int64_t* __restrict__ table) {
-  PCSEG_GRID_STRIDE(t, n * num_k) {
+                                       GridDims d, HashView h, int64_t* __restrict__ table) {
+  const int64_t center = num_k / 2;
+  PCSEG_GRID_STRIDE(t, n * (center + 1)) {
     const int64_t k = t / n, i = t % n;
-    table[t] = hash_find(table_keys, table_vals, mask, subm_neighbor_key(coords + 4 * i, k, kernel, d));
+    if (k == center) {
+      table[k * n + i] = i;
+      continue;
+    }
+    const int64_t j = hash_find(h, subm_neighbor_key(coords + 4 * i, k, kernel, d));
+    if (j >= 0) {
+      table[k * n + i] = j;
+      table[(num_k - 1 - k) * n + j] = i;
+    }
   }
 }
 
@@ -169,11 +188,9 @@ __global__ void kmap_decode_kernel(const int64_t* __restrict__ keys, int64_t n, 
 }
 
 // result[i] = value of query[i] in the table, -1 where absent or query < 0.
-__global__ void kmap_hash_lookup_kernel(const int64_t* __restrict__ query, int64_t n,
-                                        const int64_t* __restrict__ table_keys,
-                                        const int64_t* __restrict__ table_vals, uint64_t mask,
+__global__ void kmap_hash_lookup_kernel(const int64_t* __restrict__ query, int64_t n, HashView h,
                                         int64_t* __restrict__ result) {
-  PCSEG_GRID_STRIDE(i, n) { result[i] = hash_find(table_keys, table_vals, mask, query[i]); }
+  PCSEG_GRID_STRIDE(i, n) { result[i] = hash_find(h, query[i]); }
 }
 
 #undef PCSEG_GRID_STRIDE
