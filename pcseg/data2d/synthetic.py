@@ -133,7 +133,7 @@ class SyntheticShapes2D:
         for _ in range(int(rng.integers(0, self.clutter + 1))):
             colour = _hsv(rng.random(), rng.uniform(0.2, 0.9), rng.uniform(0.3, 1.0))[:, None]
             if rng.random() < 0.5:  # blob
-                cx, cy, r = rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 0.07 * n)
+                cx, cy, r = rng.uniform(0, n), rng.uniform(0, n), rng.uniform(0.04, 0.075) * n + 0.5
                 inside = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
             else:  # line segment
                 cx, cy, angle, length = rng.uniform(0, n), rng.uniform(0, n), rng.uniform(0, np.pi), rng.uniform(
