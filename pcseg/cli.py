@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="output folder (becomes data.root)")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
 
+    from pcseg.pretrain import add_pretrain_parsers
+
+    add_pretrain_parsers(sub)
+
     from pcseg.vis.commands import add_visualize_parser
 
     add_visualize_parser(sub)
