@@ -1,7 +1,7 @@
 """Procedural indoor rooms: the embedded default dataset (numpy only, deterministic by seed).
 
 A room is a box (floor, four walls with door and window openings, ceiling) furnished with beds, sofas, tables
-with chairs, cabinets, bookshelves and lamps at plausible sizes and placements. Surfaces are sampled by area, then
+with chairs, cabinets and bookshelves at plausible sizes and placements. Surfaces are sampled by area, then
 thinned like a scan: 2-4 scanner positions, back-faces and points hidden behind solid furniture dropped, density
 falling with distance and grazing angle, and a few missing patches. Colours come from shared material palettes
 (wood, paint, fabric, metal) with per-object tint, shading and per-point noise, so several classes overlap in
@@ -19,9 +19,9 @@ import numpy as np
 from pcseg.data.scene import Scene
 
 INDOOR_CLASSES: Tuple[str, ...] = (
-    "floor", "wall", "ceiling", "door", "window", "table", "chair", "sofa", "bed", "cabinet", "bookshelf", "lamp",
+    "floor", "wall", "ceiling", "door", "window", "table", "chair", "sofa", "bed", "cabinet", "bookshelf",
 )
-FLOOR, WALL, CEILING, DOOR, WINDOW, TABLE, CHAIR, SOFA, BED, CABINET, BOOKSHELF, LAMP = range(len(INDOOR_CLASSES))
+FLOOR, WALL, CEILING, DOOR, WINDOW, TABLE, CHAIR, SOFA, BED, CABINET, BOOKSHELF = range(len(INDOOR_CLASSES))
 
 # Material palettes (RGB in [0, 1]); classes draw from shared palettes on purpose.
 PAINT = np.array([[0.86, 0.86, 0.83], [0.82, 0.77, 0.66], [0.74, 0.75, 0.76], [0.70, 0.77, 0.84],
@@ -30,9 +30,13 @@ WOOD = np.array([[0.72, 0.55, 0.36], [0.45, 0.31, 0.20], [0.60, 0.43, 0.27], [0.
                  [0.86, 0.85, 0.82], [0.80, 0.68, 0.50]])
 FABRIC = np.array([[0.50, 0.50, 0.52], [0.26, 0.31, 0.50], [0.55, 0.22, 0.21], [0.78, 0.70, 0.58],
                    [0.31, 0.45, 0.31], [0.21, 0.21, 0.23], [0.85, 0.85, 0.86]])
+BEDDING = np.array([[0.92, 0.92, 0.90], [0.85, 0.80, 0.70], [0.72, 0.80, 0.90], [0.90, 0.75, 0.78],
+                    [0.50, 0.50, 0.52]])
+DOOR_FINISH = np.vstack([WOOD[:4], [[0.20, 0.35, 0.38], [0.35, 0.35, 0.37]]])
+CABINET_FINISH = np.vstack([WOOD[[0, 1, 2, 3, 5]], [[0.55, 0.56, 0.58]]])
 METAL = np.array([[0.12, 0.12, 0.12], [0.60, 0.60, 0.62], [0.80, 0.80, 0.80]])
 TILE = np.array([[0.62, 0.62, 0.60], [0.42, 0.42, 0.44], [0.80, 0.78, 0.74]])
-GLASS = np.array([[0.55, 0.68, 0.78], [0.62, 0.70, 0.74]])
+GLASS = np.array([[0.36, 0.50, 0.66], [0.42, 0.56, 0.62]])
 
 _LIGHT = np.array([0.3, 0.2, 1.0]) / np.linalg.norm([0.3, 0.2, 1.0])
 
@@ -121,15 +125,11 @@ class _Room:
             center = rot @ (np.array(lo, float) + np.array(hi, float)) / 2 + shift
             self.solids.append(_Solid(center, np.abs(np.array(hi, float) - np.array(lo, float)) / 2, yaw))
 
-    def cylinder(self, base, radius: float, height: float, label: int, instance: int, color: np.ndarray,
-                 top: bool = False) -> None:
+    def cylinder(self, base, radius: float, height: float, label: int, instance: int, color: np.ndarray) -> None:
+        """Vertical cylinder (side surface only) standing on `base` (local frame)."""
         rot, shift, _ = self.pose
-        base = rot @ np.asarray(base, float) + shift
-        self.cylinders.append(_Cylinder(base, radius, height, label, instance, color))
-        if top:  # a square cap is close enough at scan resolution for small radii
-            side = radius * math.sqrt(math.pi)
-            self.rects.append(_Rect(base + np.array([-side / 2, -side / 2, height]), np.array([side, 0, 0.0]),
-                                    np.array([0, side, 0.0]), label, instance, color))
+        self.cylinders.append(_Cylinder(rot @ np.asarray(base, float) + shift, radius, height, label, instance,
+                                        color))
 
 
 # ----------------------------------------------------------------------------------------------------- objects
@@ -142,7 +142,10 @@ def _table(room: _Room, w: float, d: float, h: float) -> None:
     for sx in (-1, 1):
         for sy in (-1, 1):
             cx, cy = sx * (w / 2 - inset - s / 2), sy * (d / 2 - inset - s / 2)
-            room.box((cx - s / 2, cy - s / 2, 0), (cx + s / 2, cy + s / 2, h - t), TABLE, inst, legs, solid=False)
+            if legs is top:
+                room.box((cx - s / 2, cy - s / 2, 0), (cx + s / 2, cy + s / 2, h - t), TABLE, inst, legs, solid=False)
+            else:
+                room.cylinder((cx, cy, 0), s / 2, h - t, TABLE, inst, legs)
 
 
 def _chair(room: _Room) -> None:
@@ -155,8 +158,11 @@ def _chair(room: _Room) -> None:
     for sx in (-1, 1):
         for sy in (-1, 1):
             cx, cy = sx * (s / 2 - leg), sy * (s / 2 - leg)
-            room.box((cx - leg / 2, cy - leg / 2, 0), (cx + leg / 2, cy + leg / 2, h - 0.05), CHAIR, inst, frame,
-                     solid=False)
+            if frame is seat_color:
+                room.box((cx - leg / 2, cy - leg / 2, 0), (cx + leg / 2, cy + leg / 2, h - 0.05), CHAIR, inst,
+                         frame, solid=False)
+            else:
+                room.cylinder((cx, cy, 0), leg / 2, h - 0.05, CHAIR, inst, frame)
     back = rng.uniform(0.35, 0.50)
     room.box((-s / 2, s / 2 - 0.04, h), (s / 2, s / 2, h + back), CHAIR, inst, seat_color)
 
@@ -175,13 +181,13 @@ def _sofa(room: _Room, length: float) -> None:
 
 def _bed(room: _Room, w: float, length: float) -> None:
     inst, rng = room.new_instance(), room.rng
-    wood, bedding = room.tint(WOOD), room.tint(FABRIC)
-    frame_h, mattress = rng.uniform(0.25, 0.35), rng.uniform(0.18, 0.25)
+    wood, bedding = room.tint(WOOD), room.tint(BEDDING)
+    frame_h, mattress = rng.uniform(0.28, 0.38), rng.uniform(0.20, 0.28)
     y0, y1 = -length / 2, length / 2
     room.box((-w / 2, y0, 0), (w / 2, y1 - 0.06, frame_h), BED, inst, wood)
     room.box((-w / 2 + 0.02, y0 + 0.02, frame_h), (w / 2 - 0.02, y1 - 0.08, frame_h + mattress), BED, inst, bedding)
     room.box((-w / 2, y1 - 0.06, 0), (w / 2, y1, rng.uniform(0.9, 1.2)), BED, inst, wood)
-    pillow = room.tint(FABRIC)
+    pillow = room.tint(BEDDING)
     top = frame_h + mattress
     for px in ([0.0] if w < 1.2 else [-w / 4, w / 4]):
         room.box((px - 0.27, y1 - 0.5, top), (px + 0.27, y1 - 0.12, top + 0.12), BED, inst, pillow, solid=False)
@@ -189,7 +195,7 @@ def _bed(room: _Room, w: float, length: float) -> None:
 
 def _cabinet(room: _Room, w: float, d: float, h: float) -> None:
     inst = room.new_instance()
-    color = room.tint(WOOD)
+    color = room.tint(CABINET_FINISH)
     room.box((-w / 2, -d / 2, 0), (w / 2, d / 2, h), CABINET, inst, color)
     handle = room.tint(METAL, 0.02)
     doors = 1 if w < 0.6 else 2
@@ -222,16 +228,6 @@ def _bookshelf(room: _Room, w: float, d: float, h: float) -> None:
             x += bw + 0.002
 
 
-def _lamp(room: _Room) -> None:
-    inst, rng = room.new_instance(), room.rng
-    metal, shade = room.tint(METAL, 0.02), room.tint(FABRIC[[3, 6]] if rng.random() < 0.7 else PAINT)
-    height = rng.uniform(1.40, 1.70)
-    room.cylinder((0, 0, 0), 0.15, 0.03, LAMP, inst, metal, top=True)
-    room.cylinder((0, 0, 0.03), 0.015, height - 0.03, LAMP, inst, metal)
-    r = rng.uniform(0.15, 0.22)
-    room.cylinder((0, 0, height - 0.05), r, rng.uniform(0.22, 0.30), LAMP, inst, shade, top=True)
-
-
 # --------------------------------------------------------------------------------------------------- the room
 @dataclass
 class _Opening:
@@ -259,11 +255,12 @@ def _shell(room: _Room, width: float, depth: float, height: float, openings: Lis
     rng = room.rng
     room.pose = (np.eye(3), np.zeros(3), 0.0)
     floor_palette = [WOOD, FABRIC, TILE][rng.integers(3)]
-    room.rect((0, 0, 0), (width, 0, 0), (0, depth, 0), FLOOR, room.new_instance(), room.tint(floor_palette))
+    room.rect((0, 0, 0), (width, 0, 0), (0, depth, 0), FLOOR, room.new_instance(), room.tint(floor_palette),
+              returns=0.6)
     paint = room.tint(PAINT, 0.02)
     ceiling_color = paint if rng.random() < 0.5 else room.tint(PAINT, 0.02)
     room.rect((0, 0, height), (0, depth, 0), (width, 0, 0), CEILING, room.new_instance(), ceiling_color,
-              returns=0.35)
+              returns=0.25)
     up = np.array([0.0, 0.0, 1.0])
     for k, (origin, u, length, normal) in enumerate(_walls(width, depth)):
         inst = room.new_instance()
@@ -279,7 +276,7 @@ def _shell(room: _Room, width: float, depth: float, height: float, openings: Lis
             for z0, z1 in spans:
                 if z1 - z0 > 1e-6:
                     room.rect(origin + u * s0 + up * z0, up * (z1 - z0), u * (s1 - s0), WALL, inst, paint,
-                              returns=0.6)
+                              returns=0.5)
         for o in holes:
             _opening_parts(room, origin, u, normal, o)
 
@@ -291,7 +288,7 @@ def _opening_parts(room: _Room, origin: np.ndarray, u: np.ndarray, normal: np.nd
     w, h, depth = o.s1 - o.s0, o.z1 - o.z0, 0.12
     out = -normal
     if o.label == DOOR:
-        color = room.tint(WOOD)
+        color = room.tint(DOOR_FINISH)
         casing = color if rng.random() < 0.6 else room.tint(PAINT, 0.02)
         if rng.random() < 0.7:  # closed leaf, set back 2 cm into the opening
             room.rect(a + out * 0.02 + u * w, -u * w, up * h, DOOR, inst, color)
@@ -309,7 +306,7 @@ def _opening_parts(room: _Room, origin: np.ndarray, u: np.ndarray, normal: np.nd
     else:
         frame = room.tint(np.vstack([PAINT[[0, 5]], METAL[1:]]), 0.02)
         glass = room.tint(GLASS, 0.03)
-        room.rect(a + out * depth + u * w, -u * w, up * h, WINDOW, inst, glass, returns=0.35)
+        room.rect(a + out * depth + u * w, -u * w, up * h, WINDOW, inst, glass, returns=0.6)
         # reveals: the four sides of the hole through the wall, normals pointing into the hole
         room.rect(a, out * depth, u * w, WINDOW, inst, frame)
         room.rect(a + up * h, u * w, out * depth, WINDOW, inst, frame)
@@ -346,7 +343,7 @@ def _generate_room(rng: np.random.Generator):
             for _attempt in range(20):
                 k = int(rng.integers(4))
                 length = walls[k][2]
-                w = rng.uniform(0.8, 1.0) if label == DOOR else rng.uniform(0.9, 1.8)
+                w = rng.uniform(0.8, 1.0) if label == DOOR else rng.uniform(1.0, 2.0)
                 if length < w + 0.6:
                     continue
                 s0 = rng.uniform(0.3, length - w - 0.3)
@@ -354,7 +351,7 @@ def _generate_room(rng: np.random.Generator):
                     continue
                 z0, z1 = (0.0, rng.uniform(2.0, 2.15)) if label == DOOR else (rng.uniform(0.8, 1.0), 0.0)
                 if label == WINDOW:
-                    z1 = min(height - 0.25, z0 + rng.uniform(1.0, 1.5))
+                    z1 = min(height - 0.2, z0 + rng.uniform(1.1, 1.6))
                 openings.append(_Opening(k, s0, s0 + w, z0, z1, label))
                 if label == DOOR:  # keep the door's swing area free
                     origin, u, _, normal = walls[k]
@@ -394,21 +391,21 @@ def _generate_room(rng: np.random.Generator):
                 return xy
         return None
 
-    if rng.random() < 0.5:
+    if rng.random() < 0.55:
         bw, bl = rng.choice([0.9, 1.4, 1.6, 1.8]), rng.uniform(1.95, 2.1)
         spot = against_wall(bw, bl, tall=False)
         if spot:
             room.place(*spot)
             _bed(room, bw, bl)
-    if rng.random() < 0.6:
+    if rng.random() < 0.7:
         length = rng.uniform(1.6, 2.4)
         spot = against_wall(length, 0.95, tall=False)
         if spot:
             room.place(*spot)
             _sofa(room, length)
     for _ in range(int(rng.integers(1, 4))):
-        w, d, h = rng.uniform(0.4, 1.2), rng.uniform(0.4, 0.6), rng.choice([rng.uniform(0.8, 1.0),
-                                                                             rng.uniform(1.6, 2.1)])
+        w, d, h = rng.uniform(0.6, 1.6), rng.uniform(0.4, 0.6), rng.choice([rng.uniform(0.8, 1.0),
+                                                                             rng.uniform(1.8, 2.2)])
         spot = against_wall(w, d, tall=h > 1.2)
         if spot:
             room.place(*spot)
@@ -437,17 +434,12 @@ def _generate_room(rng: np.random.Generator):
             center = _rot(yaw) @ np.array([sx, sy, 0.0]) + np.array([xy[0], xy[1], 0.0])
             room.place(yaw + syaw + rng.normal(0, 0.15), center[:2])
             _chair(room)
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(0, 4))):
         yaw = rng.uniform(-math.pi, math.pi)
         xy = free_spot(0.6, 0.6, yaw, 0.4)
         if xy is not None:
             room.place(yaw, xy)
             _chair(room)
-    for _ in range(int(rng.choice([0, 1, 1, 2]))):
-        xy = free_spot(0.45, 0.45, 0.0, 0.3)
-        if xy is not None:
-            room.place(0.0, xy)
-            _lamp(room)
     return room, np.array([width, depth, height])
 
 
