@@ -6,7 +6,7 @@ The sampler only needs `class_to_items`: class id -> indices of the items that c
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -149,3 +149,36 @@ def episode_batch(dataset: Sequence[ImageSample], episode: Episode) -> EpisodeBa
         query_label=episode_labels(torch.from_numpy(np.stack([s.label for s in query])), episode.classes),
         classes=list(episode.classes),
     )
+
+
+class EpisodeDataset:
+    """Training episodes for the engine's Trainer: item i is episode i of `sampler` as an EpisodeBatch (use
+    `single_item` as collate function with batch size 1). Keys are (index, item_seed) or plain indices; with
+    `colour_permutation` and a seed, the RGB channels of all images of the episode are permuted alike (one random
+    permutation per item), which makes each training class appear in up to six colourings and keeps the features
+    from specialising to the training classes' hues."""
+
+    def __init__(self, dataset: Sequence[ImageSample], sampler: EpisodeSampler, num_episodes: int,
+                 colour_permutation: bool = True):
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+        self.dataset, self.sampler, self.num_episodes = dataset, sampler, num_episodes
+        self.colour_permutation = colour_permutation
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> EpisodeBatch:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        batch = episode_batch(self.dataset, self.sampler.episode(index))
+        if self.colour_permutation and seed is not None:
+            perm = torch.from_numpy(np.random.default_rng(seed).permutation(3))
+            batch.support_image, batch.query_image = batch.support_image[:, perm], batch.query_image[:, perm]
+        return batch
+
+
+def single_item(items: list):
+    """Collate function for datasets whose items are already batches (episodes): returns the only item."""
+    if len(items) != 1:
+        raise ValueError(f"episode batches are built per episode: use batch size 1, got {len(items)} items")
+    return items[0]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import List, Sequence
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,3 +84,26 @@ def labels_from_mask(label: np.ndarray, num_classes: int, min_pixels: int = 1) -
     counts = np.bincount(label[label > 0].ravel(), minlength=num_classes)
     return (counts[1:] >= min_pixels).astype(np.float32)
 
+
+
+class TrainImages:
+    """Training view of an image dataset for the engine's Trainer: items are addressed by (index, item_seed) keys
+    (pcseg.engine.sampler.ResumableBatchSampler) or plain indices, and with `flip` a sample is mirrored left-right
+    when its seed says so, so augmentation is a pure function of the key."""
+
+    def __init__(self, dataset: Sequence[ImageSample], flip: bool = True):
+        self.dataset, self.flip = dataset, flip
+        self.num_classes = getattr(dataset, "num_classes", None)
+        self.class_names = getattr(dataset, "class_names", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> ImageSample:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        sample = self.dataset[index]
+        if self.flip and seed is not None and np.random.default_rng(seed).random() < 0.5:
+            sample = ImageSample(image=np.ascontiguousarray(sample.image[:, :, ::-1]),
+                                 label=np.ascontiguousarray(sample.label[:, ::-1]),
+                                 image_labels=sample.image_labels, image_id=sample.image_id)
+        return sample

@@ -1,7 +1,8 @@
 """Weakly supervised 2D segmentation from image-level labels: multi-label classifier -> class activation maps
 (CAM) -> pseudo masks (`pcseg.pseudo_labels.cam_to_labels`) -> a segmentation head trained on them.
 
-One method, two stages in one training run (so one trainer loop drives it):
+One method, two stages in one training run, so the engine's Trainer drives it like any other method (train on
+`pcseg.data2d.TrainImages` with `collate_images`; only the image-level labels are read during training):
   steps [0, cls_steps):  backbone + 1x1 CAM head trained with multi-label BCE on top-k pooled CAMs;
                          an EMA teacher (`pcseg.pseudo_labels.EMATeacher`) follows backbone + CAM head.
   steps [cls_steps, ...): the teacher is frozen; its CAMs on each training batch give pseudo masks
@@ -11,7 +12,7 @@ One method, two stages in one training run (so one trainer loop drives it):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -121,58 +122,7 @@ class CAMSegmentation(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# small training loop and evaluation shared by the 2D methods
-
-
-def fit(
-    method: nn.Module,
-    next_batch: Callable[[int], object],
-    steps: int,
-    lr: float = 2e-3,
-    weight_decay: float = 1e-4,
-    log: Optional[Callable[[int, Dict[str, float]], None]] = None,
-) -> List[Dict[str, float]]:
-    """AdamW with a linear decay to 0 over `steps`; `next_batch(step)` returns the batch of each step and
-    `method(batch)` a dict of losses, which are summed. Returns the per-step losses as floats."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=lr,
-                                  weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / steps)
-    method.train()
-    history = []
-    for step in range(steps):
-        losses = method(next_batch(step))
-        total = sum(losses.values())
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"step {step}: non-finite loss {({k: float(v) for k, v in losses.items()})}")
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        schedule.step()
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        history.append(values)
-        if log is not None:
-            log(step, values)
-    return history
-
-
-def random_batches(dataset: Sequence[ImageSample], batch_size: int, seed: int = 0,
-                   flip: bool = True) -> Callable[[int], ImageBatch]:
-    """`next_batch(step)` for `fit`: batch `step` holds random samples (with random horizontal flips), a pure
-    function of (seed, step)."""
-
-    def next_batch(step: int) -> ImageBatch:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        index = torch.randint(len(dataset), (batch_size,), generator=g).tolist()
-        batch = collate_images([dataset[i] for i in index])
-        if flip:
-            mirror = torch.rand(batch_size, generator=g) < 0.5
-            batch.image[mirror] = batch.image[mirror].flip(-1)
-            batch.label[mirror] = batch.label[mirror].flip(-1)
-        return batch
-
-    return next_batch
+# evaluation (shared by the 2D methods)
 
 
 def iterate_batches(dataset: Sequence[ImageSample], batch_size: int) -> Iterable[ImageBatch]:
@@ -201,18 +151,3 @@ def evaluate_segmentation(
         metrics.update(pred, batch.label.reshape(-1))
     return metrics.summary()
 
-
-def train_cam(
-    method: CAMSegmentation,
-    dataset: Sequence[ImageSample],
-    steps: int,
-    batch_size: int = 16,
-    lr: float = 2e-3,
-    seed: int = 0,
-    log: Optional[Callable[[int, Dict[str, float]], None]] = None,
-) -> List[Dict[str, float]]:
-    """Both stages of `method` on `dataset` (image-level labels only; the masks are never read): `steps` in all,
-    the first `method.cfg.cls_steps` of them for the classifier. Returns the per-step losses."""
-    if steps <= method.cfg.cls_steps:
-        raise ValueError(f"steps={steps} leaves no segmentation stage after cls_steps={method.cfg.cls_steps}")
-    return fit(method, random_batches(dataset, batch_size, seed), steps, lr=lr, log=log)

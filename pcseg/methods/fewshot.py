@@ -11,8 +11,8 @@ reports the mean over classes of IoU = TP / (TP + FP + FN) (PANet's mean-IoU), p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,7 +22,6 @@ from torch import nn
 from pcseg.data2d.episodes import Episode, EpisodeBatch, EpisodeSampler, episode_batch, episode_labels
 from pcseg.data2d.image import ImageSample
 from pcseg.methods.base import MethodConfig
-from pcseg.methods.cam import fit
 from pcseg.prototypes import cosine_logits, episode_prototypes, flatten_nchw, prototype_alignment_loss
 
 
@@ -168,34 +167,6 @@ class FewShotSegmentation(nn.Module):
                               batch.query_label.reshape(-1), batch.n_way, self.cfg.scale, self.cfg.align_weight)
 
 
-def train_fewshot(
-    method: FewShotSegmentation,
-    dataset: Sequence[ImageSample],
-    class_to_items: Dict[int, List[int]],
-    classes: Sequence[int],
-    steps: int,
-    lr: float = 2e-3,
-    seed: int = 0,
-    colour_permutation: bool = True,
-    log: Optional[Callable[[int, Dict[str, float]], None]] = None,
-) -> List[Dict[str, float]]:
-    """Episodic training on `classes` (the base classes): step i trains on episode i of a seeded sampler with the
-    method's n_way / k_shot / n_query. With `colour_permutation` the RGB channels of all images of an episode are
-    permuted alike (a random permutation per episode), which turns each base class into up to six colour variants
-    and keeps the features from specialising to the base classes' hues. Returns the per-step losses."""
-    cfg = method.cfg
-    sampler = EpisodeSampler(class_to_items, classes, cfg.n_way, cfg.k_shot, cfg.n_query, seed)
-
-    def next_batch(step: int) -> EpisodeBatch:
-        batch = episode_batch(dataset, sampler.episode(step))
-        if colour_permutation:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            perm = torch.randperm(3, generator=g)
-            batch.support_image, batch.query_image = batch.support_image[:, perm], batch.query_image[:, perm]
-        return batch
-
-    return fit(method, next_batch, steps, lr=lr, log=log)
-
 
 @torch.no_grad()
 def evaluate_fewshot(
@@ -264,6 +235,12 @@ class PointEpisodeBatch:
     query_label: torch.Tensor
     classes: List[int]
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "PointEpisodeBatch":
+        def move(value):
+            return value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
+
+        return PointEpisodeBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
 
 def point_episode_batch(scenes: Sequence, episode: Episode, points_per_class: int, seed: int = 0) -> PointEpisodeBatch:
     """Build a point episode: every support scene keeps `points_per_class` random labelled points of its way's
@@ -290,6 +267,24 @@ def point_episode_batch(scenes: Sequence, episode: Episode, points_per_class: in
     )
 
 
+class PointEpisodeDataset:
+    """Training episodes on scenes for the engine's Trainer (batch size 1, collate `pcseg.data2d.single_item`):
+    item (i, item_seed) is episode i of `sampler`, its labelled support points drawn with item_seed."""
+
+    def __init__(self, scenes: Sequence, sampler: EpisodeSampler, num_episodes: int, points_per_class: int = 20):
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+        self.scenes, self.sampler, self.num_episodes = scenes, sampler, num_episodes
+        self.points_per_class = points_per_class
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> PointEpisodeBatch:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        return point_episode_batch(self.scenes, self.sampler.episode(index), self.points_per_class, seed)
+
+
 class PointFewShot(nn.Module):
     """The few-shot episode step on point clouds: encoder (N, C_in) -> (N, D), then `fewshot_losses` /
     `fewshot_logits` exactly as for images."""
@@ -313,22 +308,6 @@ class PointFewShot(nn.Module):
         return fewshot_losses(support_feat, batch.support_label, batch.support_sample, query_feat,
                               batch.query_label, len(batch.classes), self.scale, self.align_weight)
 
-
-def train_point_fewshot(
-    method: PointFewShot,
-    scenes: Sequence,
-    class_to_items: Dict[int, List[int]],
-    classes: Sequence[int],
-    steps: int,
-    k_shot: int = 1,
-    points_per_class: int = 20,
-    lr: float = 2e-3,
-    seed: int = 0,
-) -> List[Dict[str, float]]:
-    """Episodic training of `method` on 1-way episodes of `classes` (base classes) over `scenes`."""
-    sampler = EpisodeSampler(class_to_items, classes, 1, k_shot, 1, seed)
-    return fit(method, lambda step: point_episode_batch(scenes, sampler.episode(step), points_per_class, seed + step),
-               steps, lr=lr)
 
 
 @torch.no_grad()

@@ -78,3 +78,33 @@ def test_episode_batch():
         assert set(batch.support_label[s].unique().tolist()) <= {0, s // 2 + 1}
         assert (batch.support_label[s] == s // 2 + 1).any()
     assert set(batch.query_label.unique().tolist()) <= {0, 1, 2}
+
+
+def test_train_images_flip_by_seed():
+    from pcseg.data2d import TrainImages
+
+    ds = SyntheticShapes2D(3, size=16, seed=0)
+    view = TrainImages(ds)
+    flips = [np.array_equal(view[(1, seed)].label, ds[1].label[:, ::-1]) for seed in range(20)]
+    assert 0 < sum(flips) < 20  # some keys flip, some do not
+    assert all(np.array_equal(view[(1, s)].image, view[(1, s)].image) for s in range(3))  # pure function of the key
+    assert np.array_equal(view[1].image, ds[1].image)  # a plain index is never augmented
+
+
+def test_episode_dataset_colour_permutation():
+    from pcseg.data2d import EpisodeDataset, single_item
+
+    ds = SyntheticShapes2D(30, size=16, classes=(1, 2), seed=0)
+    index = class_index_from_labels([ds[i].label for i in range(len(ds))], 8)
+    episodes = EpisodeDataset(ds, EpisodeSampler(index, [1, 2], 1, 1, 1), num_episodes=5)
+    plain = episodes[2]
+    for seed in range(6):
+        permuted = episodes[(2, seed)]
+        assert torch.equal(permuted.support_label, plain.support_label)
+        perm = [int(np.flatnonzero([torch.equal(permuted.query_image[:, c], plain.query_image[:, j])
+                                    for j in range(3)])[0]) for c in range(3)]
+        assert sorted(perm) == [0, 1, 2]
+        assert torch.equal(permuted.support_image, plain.support_image[:, perm])
+    assert single_item([plain]) is plain
+    with pytest.raises(ValueError, match="batch size 1"):
+        single_item([plain, plain])
