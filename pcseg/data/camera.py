@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from pcseg.data.scene import Scene
-from pcseg.data.semantickitti import read_points
+from pcseg.data.semantickitti import SemanticKITTI, read_points
 
 PathLike = Union[str, os.PathLike]
 
@@ -154,6 +154,48 @@ class KittiObject:
 
     def __getitem__(self, index: int) -> Scene:
         return read_kitti_object(self.root, self.scene_ids[index].split("/", 1)[1], self.split)
+
+
+# ------------------------------------------------------------------------------------ KITTI odometry / SemanticKITTI
+def read_kitti_odometry_calib(path: PathLike) -> Dict[str, np.ndarray]:
+    """Read a KITTI odometry (SemanticKITTI) `sequences/NN/calib.txt` (P0..P3 and Tr, each 3 x 4; Tr maps velodyne
+    to the rectified camera 0) -> the object-style dict {"P0".."P3", "R0_rect": identity, "Tr_velo_to_cam": Tr}
+    that `kitti_camera` takes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"KITTI odometry calib file {path} does not exist")
+    calib: Dict[str, np.ndarray] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, values = line.partition(":")
+        try:
+            numbers = np.array([float(x) for x in values.split()], dtype=np.float64)
+        except ValueError:
+            raise ValueError(f"KITTI odometry calib {path}, line {number}: values are not all numbers") from None
+        if not sep or numbers.size != 12:
+            raise ValueError(f"KITTI odometry calib {path}, line {number}: expected 'key: 12 numbers', got "
+                             f"{line[:40]!r}")
+        calib[key.strip()] = numbers.reshape(3, 4)
+    for key in ("P2", "Tr"):
+        if key not in calib:
+            raise ValueError(f"KITTI odometry calib {path} has no {key}")
+    tr = calib.pop("Tr")
+    return {**calib, "R0_rect": np.eye(3), "Tr_velo_to_cam": tr}
+
+
+class SemanticKITTICameras(SemanticKITTI):
+    """SemanticKITTI scans with the left colour camera in extras["cameras"] (`sequences/NN/image_2/XXXXXX.png`
+    and `sequences/NN/calib.txt` of the KITTI odometry release), for image-to-lidar pre-training. Arguments as
+    SemanticKITTI."""
+
+    def __getitem__(self, index: int) -> Scene:
+        scene = super().__getitem__(index)
+        sequence, frame = self.scene_ids[index].split("/")
+        folder = self.root / "sequences" / sequence
+        calib = read_kitti_odometry_calib(folder / "calib.txt")
+        camera = kitti_camera(calib, read_image(folder / "image_2" / f"{frame}.png"))
+        return scene.replace(extras={**scene.extras, "cameras": [camera]})
 
 
 # --------------------------------------------------------------------------------------------------- nuScenes

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pcseg.data.camera import KittiObject, NuScenesPairs
+from pcseg.data.camera import KittiObject, NuScenesPairs, SemanticKITTICameras
 from pcseg.data.collate import FEATURES, Sample, collate, voxelize_scene
 from pcseg.data.ondisk import Preprocessed
 from pcseg.data.s3dis import S3DIS
@@ -206,6 +206,7 @@ DATASETS: Dict[str, type] = {
     "scannet": ScanNet,
     "s3dis": S3DIS,
     "semantickitti": SemanticKITTI,
+    "semantickitti_cameras": SemanticKITTICameras,
     "preprocessed": Preprocessed,
     "kitti_object": KittiObject,
     "nuscenes": NuScenesPairs,
@@ -217,6 +218,7 @@ DEFAULTS: Dict[str, DatasetDefaults] = {
     "scannet": DatasetDefaults(0.02, ("color",), "indoor"),
     "s3dis": DatasetDefaults(0.05, ("color",), "indoor"),
     "semantickitti": DatasetDefaults(0.05, ("strength",), "outdoor"),
+    "semantickitti_cameras": DatasetDefaults(0.05, ("strength",), "outdoor"),
     "kitti_object": DatasetDefaults(0.05, ("strength",), "outdoor"),
     "nuscenes": DatasetDefaults(0.1, ("strength",), "outdoor"),
 }

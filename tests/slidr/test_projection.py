@@ -115,3 +115,29 @@ def test_nuscenes_info_missing_a_matrix(shared_data):
     info["images"]["CAM_BACK"].pop("lidar2cam")
     with pytest.raises(ValueError, match="camera CAM_BACK: the calibration has no lidar2cam"):
         read_nuscenes_sample(info, folder, cameras=["CAM_BACK"])
+
+
+def test_semantickitti_odometry_layout_with_images(shared_data, tmp_path, grid_cache):
+    """The KITTI object frame rewritten in the odometry layout (calib.txt: P0..P3 and Tr = R0_rect Tr_velo_to_cam)
+    projects the same 20,285 points."""
+    from pcseg.data.camera import SemanticKITTICameras, read_kitti_calib, read_kitti_odometry_calib
+
+    kitti = shared_data / "kitti" / "object" / "training"
+    calib = read_kitti_calib(kitti / "calib" / "000000.txt")
+    sequence = tmp_path / "sequences" / "00"
+    for folder, name in (("velodyne", "000000.bin"), ("image_2", "000000.png")):
+        (sequence / folder).mkdir(parents=True)
+        (sequence / folder / name).symlink_to(kitti / folder / name)
+    rect, velo = np.eye(4), np.eye(4)
+    rect[:3, :3], velo[:3] = calib["R0_rect"], calib["Tr_velo_to_cam"]
+    rows = {f"P{i}": calib[f"P{i}"] for i in range(4)} | {"Tr": (rect @ velo)[:3]}
+    (sequence / "calib.txt").write_text("".join(f"{k}: {' '.join(f'{x:.12e}' for x in v.ravel())}\n"
+                                                for k, v in rows.items()))
+    source = SemanticKITTICameras(tmp_path, split="test", sequences=["00"])
+    scene = source[0]
+    assert scene.scene_id == "00/000000" and (scene.label == -1).all()
+    pairs = camera_pairs(scene.coord, scene.extras["cameras"], grid_cache)["slidr_pairs"]
+    assert len(pairs) == 20285
+    (sequence / "calib.txt").write_text("P2: " + " ".join(["1"] * 12) + "\n")
+    with pytest.raises(ValueError, match="calib.txt has no Tr"):
+        read_kitti_odometry_calib(sequence / "calib.txt")
