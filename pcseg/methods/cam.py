@@ -138,15 +138,17 @@ def evaluate_segmentation(
     num_classes: int,
     class_names: Optional[Sequence[str]] = None,
     batch_size: int = 16,
+    device: torch.device | str = "cpu",
 ) -> Dict[str, object]:
     """mIoU of `predict(batch)` against the true masks. `predict` returns either logits (B*H*W, K) in
     flatten_nchw order or labels (B, H, W) int64 (e.g. `method.pseudo_masks`, where -1 predictions count as
-    background). Returns pcseg.engine.metrics.SegMetrics.summary(): {'miou', 'acc', 'iou', 'points'}."""
+    background). Batches are moved to `device`. Returns pcseg.engine.metrics.SegMetrics.summary():
+    {'miou', 'acc', 'iou', 'points'}."""
     from pcseg.engine.metrics import SegMetrics
 
     metrics = SegMetrics(num_classes, class_names)
     for batch in iterate_batches(dataset, batch_size):
-        out = predict(batch)
+        out = predict(batch.to(device))
         pred = out.argmax(dim=1) if out.is_floating_point() else out.reshape(-1).clamp_min(0)
         metrics.update(pred, batch.label.reshape(-1))
     return metrics.summary()

@@ -178,15 +178,16 @@ def evaluate_fewshot(
     n_way: int = 1,
     num_episodes: int = 100,
     seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> Dict[str, object]:
     """Mean IoU over `num_episodes` seeded N-way K-shot episodes on `classes` (the novel classes); one query image
-    per way. Returns FewShotMeter.summary()."""
+    per way; batches run on `device`. Returns FewShotMeter.summary()."""
     sampler = EpisodeSampler(class_to_items, classes, n_way, k_shot, 1, seed)
     meter = FewShotMeter()
     method.eval()
     for episode in sampler.episodes(num_episodes):
-        batch = episode_batch(dataset, episode)
-        meter.update(method.predict(batch).argmax(dim=1), batch.query_label.reshape(-1), episode.classes)
+        batch = episode_batch(dataset, episode).to(device)
+        meter.update(method.predict(batch).argmax(dim=1).cpu(), batch.query_label.reshape(-1).cpu(), episode.classes)
     return meter.summary()
 
 
@@ -320,12 +321,13 @@ def evaluate_point_fewshot(
     points_per_class: int = 20,
     num_episodes: int = 50,
     seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> Dict[str, object]:
     """Mean IoU of 1-way K-shot point episodes on `classes` (novel classes). Returns FewShotMeter.summary()."""
     sampler = EpisodeSampler(class_to_items, classes, 1, k_shot, 1, seed)
     meter = FewShotMeter()
     method.eval()
     for i, episode in enumerate(sampler.episodes(num_episodes)):
-        batch = point_episode_batch(scenes, episode, points_per_class, seed + i)
-        meter.update(method.predict(batch).argmax(dim=1), batch.query_label, episode.classes)
+        batch = point_episode_batch(scenes, episode, points_per_class, seed + i).to(device)
+        meter.update(method.predict(batch).argmax(dim=1).cpu(), batch.query_label.cpu(), episode.classes)
     return meter.summary()
