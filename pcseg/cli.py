@@ -1,4 +1,4 @@
-"""The `pcseg` command: demo, train, eval, config, preprocess, visualize, labels, select, active-loop.
+"""The `pcseg` command: demo, train, eval, predict, config, preprocess, visualize, labels, select, active-loop.
 
 Errors a user can fix (a config typo, a missing path, a checkpoint that does not fit, a diverged run) print one
 line `pcseg <command>: error: ...` and exit with status 2; set PCSEG_DEBUG=1 for the traceback.
@@ -50,13 +50,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint (mIoU, per-class IoU, accuracy)",
                        description="Evaluate a checkpoint at full resolution on data.val_split (or --split). Uses "
-                                   "the config stored in the checkpoint, updated by --config and overrides.")
-    p.add_argument("checkpoint", help="checkpoint file written by `pcseg train` (last.pt)")
+                                   "the config stored in the checkpoint, updated by --config and overrides. With "
+                                   "--pred DIR (and no checkpoint): score the prediction files of `pcseg predict` "
+                                   "or `--save-predictions` with the benchmark's class list and ignore rules.")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint file written by `pcseg train` (last.pt)")
+    p.add_argument("--pred", metavar="DIR", help="score this predictions folder instead of a checkpoint (config: "
+                                                 "the folder's pcseg_predictions.json <- --config <- overrides)")
     p.add_argument("--config", help="YAML file applied over the checkpoint's config")
     p.add_argument("--split", help="split to evaluate (default: data.val_split)")
     p.add_argument("--tta", type=int, metavar="R", help="rotation test-time augmentation over R angles")
     p.add_argument("--save-predictions", metavar="DIR", help="write <DIR>/<scene_id>.npy: label of every point")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    _add_overrides(p)
+
+    p = sub.add_parser("predict", help="predict every point of a split into benchmark submission files",
+                       description="Predict every point of every scene of a split at full resolution and write "
+                                   "the benchmark's files: ScanNet <scene>.txt (nyu40 ids), SemanticKITTI "
+                                   "sequences/NN/predictions/*.label, <scene_id>.npy class indices otherwise. "
+                                   "Resumable; a folder of another run is refused unless --overwrite.")
+    p.add_argument("config", help="YAML file applied over the checkpoint's config (e.g. the dataset's root)")
+    p.add_argument("checkpoint", help="checkpoint file written by `pcseg train` (last.pt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--split", help="split to predict, e.g. val or test (default: data.val_split)")
+    p.add_argument("--max-points", type=int, default=0, metavar="N",
+                   help="cut larger scenes into overlapping chunks of at most N points (default 0: whole scenes)")
+    p.add_argument("--overlap", type=float, default=1.0, metavar="M", help="metres of context around each chunk")
+    p.add_argument("--merge", choices=("mean", "core"), default="mean",
+                   help="mean: average probabilities over all chunks holding a point; core: take each point from "
+                        "the chunk whose core holds it (exact when the receptive field fits in the overlap)")
+    p.add_argument("--tta", type=int, metavar="R", help="test-time augmentation over R rotations about z "
+                                                        "(default: eval.tta_rotations)")
+    p.add_argument("--flip", choices=("x", "y", "xy"), help="test-time augmentation: also mirror along these axes")
+    p.add_argument("--scales", default="1.0", metavar="S,S,...", help="test-time augmentation scales, e.g. 0.9,1,1.1")
+    p.add_argument("--probs", action="store_true",
+                   help="also write probs/<scene_id>.npy: (N, K) float16 class probabilities")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of another run in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_overrides(p)
 
     p = sub.add_parser("config", help="print the resolved config with every key and its meaning",
@@ -154,6 +183,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
 
+    if args.checkpoint is not None and "=" in args.checkpoint and not Path(args.checkpoint).is_file():
+        args.checkpoint, args.overrides = None, [args.checkpoint] + list(args.overrides)  # only overrides came
+    if args.pred is not None:
+        return _eval_predictions(args)
+    if args.checkpoint is None:
+        raise ValueError("give a checkpoint, or --pred DIR to score a predictions folder")
     overrides = list(args.overrides) + ([f"eval.tta_rotations={args.tta}"] if args.tta else [])
     cfg, state = load_checkpoint_config(args.checkpoint, args.config, tuple(overrides))
     save = Path(args.save_predictions) if args.save_predictions else None
@@ -163,6 +198,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"predictions: {save}/<scene_id>.npy")
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _eval_predictions(args: argparse.Namespace) -> int:
+    from pcseg.engine.config import load_config
+    from pcseg.engine.predict import MANIFEST, evaluate_predictions, read_manifest
+
+    if args.checkpoint is not None or args.tta or args.save_predictions:
+        raise ValueError("--pred scores a predictions folder: give no checkpoint, --tta or --save-predictions")
+    if not Path(args.pred).is_dir():
+        raise FileNotFoundError(f"--pred: predictions folder not found: {args.pred}")
+    manifest = read_manifest(args.pred)
+    if manifest is None and not (args.config or args.overrides):
+        raise ValueError(f"{args.pred} has no {MANIFEST}: pass --config (or overrides) naming the dataset")
+    cfg = load_config(args.config, tuple(args.overrides), base=manifest["config"] if manifest else None)
+    metrics = evaluate_predictions(cfg, args.pred, split=args.split, progress=cfg.train.progress)
+    _print_metrics(metrics)
+    print(f"{metrics['scenes']} scenes, {metrics['format']} files, {metrics['rule']} scoring rule")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pcseg.engine.build import load_checkpoint_config
+    from pcseg.engine.predict import TTA, predict_split
+
+    try:
+        scales = tuple(float(s) for s in args.scales.split(","))
+    except ValueError:
+        raise ValueError(f"--scales: expected comma-separated numbers, got {args.scales!r}") from None
+    cfg, state = load_checkpoint_config(args.checkpoint, args.config, tuple(args.overrides))
+    tta = TTA(rotations=args.tta or cfg.eval.tta_rotations, flips=tuple(args.flip or ""), scales=scales)
+    report = predict_split(cfg, state, args.checkpoint, args.out, split=args.split, max_points=args.max_points,
+                           overlap=args.overlap, merge=args.merge, tta=tta, probs=args.probs,
+                           overwrite=args.overwrite, progress=cfg.train.progress and not args.no_progress)
+    print(f"predicted {report['written']} scenes ({report['points']:,} points, {report['seconds']:.1f} s), skipped "
+          f"{report['skipped']} already written; {report['format']} files in {report['out']}")
     return 0
 
 
@@ -214,7 +287,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "config": cmd_config,
-            "preprocess": cmd_preprocess, "labels": cmd_labels}
+            "preprocess": cmd_preprocess, "labels": cmd_labels, "predict": cmd_predict}
 
 
 if __name__ == "__main__":
