@@ -63,11 +63,15 @@ def export_picks(picks: Mapping[str, torch.Tensor], source, out_dir: PathLike,
     unknown = [sid for sid in picks if sid not in position]
     if unknown:
         raise ValueError(f"picks name {len(unknown)} scene(s) the dataset does not have, e.g. {unknown[0]!r}")
+    chosen = [sid for sid in sorted(picks, key=position.get) if len(picks[sid])]
+    taken = [out_dir / f"{scene_file_stem(sid)}{ext}" for sid in chosen for ext in (".csv", ".ply")]
+    taken = [path for path in taken if path.exists()]
+    if taken:
+        raise ValueError(f"{taken[0]} exists; export to a new folder (files annotators may have edited are never "
+                         "overwritten)")
     written = [_write_classes(out_dir / "classes.csv", source.class_names)]
-    for scene_id in sorted(picks, key=position.get):
+    for scene_id in chosen:
         index = np.asarray(picks[scene_id], dtype=np.int64)
-        if not len(index):
-            continue
         scene = source[position[scene_id]]
         if index.max() >= scene.num_points:
             raise ValueError(f"picks of scene {scene_id!r} index point {index.max()} but it has "

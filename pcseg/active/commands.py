@@ -157,8 +157,8 @@ def run_select(args: argparse.Namespace) -> int:
         labeled = sum(len(v) for v in previous.values()) + selection.budget
         print(f"new budget: {target} ({labeled} labeled points); train on it with data.budget={target}")
         return 0
-    write_budget(selection.picks, target)
     files = export_picks(selection.picks, source, target.parent, previous)
+    write_budget(selection.picks, target)
     print(f"picks: {target}; {len(files) - 1} files for annotators in {target.parent} (fill the label column of "
           f"the CSVs, then: pcseg labels import {target.parent}/*.csv --out NEW.pt ...)")
     return 0

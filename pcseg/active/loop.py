@@ -48,7 +48,7 @@ def round_config(cfg: Config, budget_file: Path, out_dir: Path) -> Config:
     return load_config(None, [f"data.budget={budget_file}", f"train.out_dir={out_dir}"], base=cfg.to_dict())
 
 
-def _train(cfg: Config, sources: Dict[str, object]):
+def train_run(cfg: Config, sources: Dict[str, object]):
     """(trained Trainer, metrics or None): resumes from the round's checkpoint when one exists."""
     from pcseg.engine.build import build_trainer
 
@@ -91,7 +91,7 @@ def run_active_loop(cfg: Config, active: ActiveConfig, out_dir: Union[str, Path]
         budget_file = budgets / f"round_{r}.pt"
         run_cfg = round_config(cfg, budget_file, out_dir / f"round_{r}")
         tic = time.perf_counter()
-        trainer, metrics = _train(run_cfg, sources)
+        trainer, metrics = train_run(run_cfg, sources)
         train_seconds = time.perf_counter() - tic
         previous = read_budget(budget_file)
         summary, select_seconds = "", 0.0

@@ -56,6 +56,8 @@ def test_export_writes_ply_csv_and_classes(exported):
     assert np.allclose(arrays["rgb"][picked], [1.0, 0.45, 0.0], atol=1 / 255)
     known = np.flatnonzero(arrays["label"] >= 0)
     assert known.tolist() == [1, 2] and arrays["label"][2] == scene.label[2]
+    with pytest.raises(ValueError, match="export to a new folder"):
+        export_picks(PICKS, source, out)
 
 
 def test_round_trip_puts_the_edited_labels_in_a_new_budget(exported):
