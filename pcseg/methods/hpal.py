@@ -3,9 +3,10 @@
 The student (backbone + head) learns from cross-entropy on the labeled points and from the teacher's confident
 predictions on the voxels that hold no labeled point. The teacher is an exponential moving average of the student
 (decay 0.955 in the authors' setting), and it sees another view of the batch: a random symmetry of the voxel grid
-(a quarter turn and flips about the vertical axis) plus Gaussian noise on the input features. Voxel i of the
-teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo labels keep the teacher's
-class where its probability reaches the threshold (0.75), via the shared `pcseg.pseudo_labels` module.
+(k quarter turns about the vertical axis and a flip, `cpcm.grid_symmetry`) plus Gaussian noise on the input
+features. Voxel i of the teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo
+labels keep the teacher's class where its probability reaches the threshold (0.75), via the shared
+`pcseg.pseudo_labels` module.
 
 The point selection half of HPAL (hierarchical margin + feature-distance suppression) is `pcseg.active`.
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from pcseg.data.batch import PointBatch
 from pcseg.methods.base import MethodConfig
+from pcseg.methods.cpcm import grid_symmetry
 from pcseg.methods.supervised import Supervised, cross_entropy
 from pcseg.pseudo_labels import EMATeacher, confidence_labels
 from pcseg.sparse import SparseTensor
@@ -33,24 +35,6 @@ class SegNet(nn.Module):
 
     def forward(self, x: SparseTensor) -> torch.Tensor:
         return self.head(self.backbone(x).feats)
-
-
-def grid_symmetry(grid_coord: torch.Tensor) -> torch.Tensor:
-    """A random symmetry of the square about z per batch element (swap x and y, negate x, negate y: 8 cases).
-
-    grid_coord (M, 4) int [batch, x, y, z] -> (M, 4) same dtype, shifted back to >= 0 per batch element; row i of
-    the output is voxel i of the input. Draws from torch's global generator.
-    """
-    b = grid_coord[:, 0].long()
-    batch_size = int(b.max()) + 1 if len(b) else 0
-    swap, neg_x, neg_y = (torch.randint(0, 2, (3, batch_size)).bool().to(grid_coord.device)[:, b])
-    x, y, z = grid_coord[:, 1].long(), grid_coord[:, 2].long(), grid_coord[:, 3].long()
-    x, y = torch.where(swap, y, x), torch.where(swap, x, y)
-    x, y = torch.where(neg_x, -x, x), torch.where(neg_y, -y, y)
-    xyz = torch.stack([x, y, z], dim=1)
-    low = torch.zeros(batch_size, 3, dtype=torch.long, device=xyz.device)
-    low = low.scatter_reduce(0, b[:, None].expand(-1, 3), xyz, reduce="amin", include_self=False)
-    return torch.cat([b[:, None], xyz - low[b]], dim=1).to(grid_coord.dtype)
 
 
 class HPAL(Supervised):

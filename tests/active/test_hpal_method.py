@@ -4,7 +4,7 @@ import torch
 from pcseg.data import collate, voxelize_scene
 from pcseg.engine.config import load_config
 from pcseg.methods import METHODS
-from pcseg.methods.hpal import HPAL, grid_symmetry
+from pcseg.methods.hpal import HPAL
 
 from active_helpers import LinearBackbone, TinySource
 
@@ -74,19 +74,3 @@ def test_rampup_scales_the_pseudo_loss():
     full = make_method(threshold=0.0)(batch)["pseudo"]
     ramped = make_method(threshold=0.0, rampup_steps=4)(batch)["pseudo"]
     assert torch.allclose(ramped, full / 4)
-
-
-def test_grid_symmetry_is_an_isometry_per_scene():
-    torch.manual_seed(1)
-    coords = torch.unique(torch.cat([torch.randint(0, 2, (300, 1)), torch.randint(0, 9, (300, 3))], 1), dim=0).int()
-    seen = set()
-    for _ in range(20):
-        out = grid_symmetry(coords)
-        assert out.dtype == coords.dtype and torch.equal(out[:, 0], coords[:, 0])
-        for b in range(2):
-            a, t = coords[coords[:, 0] == b, 1:].float(), out[out[:, 0] == b, 1:].float()
-            assert torch.equal(t.min(0).values, torch.zeros(3))
-            assert torch.allclose(torch.cdist(a, a), torch.cdist(t, t))
-            assert torch.equal(t[:, 2], a[:, 2] - a[:, 2].min())
-        seen.add(tuple(out[:3].flatten().tolist()))
-    assert len(seen) > 1
