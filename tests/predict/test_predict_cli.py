@@ -58,7 +58,7 @@ def test_round_trip_equals_in_memory_evaluation(tmp_path, run, checkpoint):
     files = json.loads((tmp_path / "files.json").read_text())
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert files["miou"] == memory["miou"] and files["acc"] == memory["acc"] and files["points"] == memory["points"]
-    assert files["iou"] == memory["iou"]
+    np.testing.assert_equal(files["iou"], memory["iou"])
     assert files["format"] == "classes" and files["rule"] == "default" and files["scenes"] == 2
     assert np.array(files["confusion"]).shape == (K, K + 1)
 
