@@ -131,6 +131,8 @@ class FewShotSegmentation(nn.Module):
 
     backbone     forward(image (B, 3, H, W)) -> features (B, D, H, W)
     num_classes  classes of the dataset (unused by the episode step, kept for the common method signature)
+    cfg          the episode settings; train_classes / test_classes / eval_shots / eval_episodes describe the protocol
+                 for the entry points that build EpisodeDataset and call `evaluate_fewshot`
     forward(batch: EpisodeBatch) in training mode -> {'query': CE, 'align': weighted alignment loss}
     predict(batch) -> query logits (Q*H*W, n_way + 1) in flatten_nchw order
     """
@@ -140,10 +142,16 @@ class FewShotSegmentation(nn.Module):
         name: str = "fewshot"
         n_way: int = field(default=1, metadata={"help": "ways of the training episodes"})
         k_shot: int = field(default=1, metadata={"help": "shots of the training episodes"})
-        n_query: int = field(default=1, metadata={"help": "query images per way in the training episodes"})
+        n_query: int = field(default=2, metadata={"help": "query images per way in the training episodes"})
         scale: float = field(default=20.0, metadata={"help": "cosine-similarity logit scale"})
         align_weight: float = field(default=1.0, metadata={"help": "weight of the prototype alignment loss "
                                                                    "(0 = off)"})
+        train_classes: Tuple[int, ...] = field(default=(1, 2, 3, 4), metadata={
+            "help": "class ids of the training episodes (base classes)"})
+        test_classes: Tuple[int, ...] = field(default=(5, 6, 7, 8), metadata={
+            "help": "class ids of the evaluation episodes (novel classes)"})
+        eval_shots: Tuple[int, ...] = field(default=(1, 5), metadata={"help": "K of the K-shot evaluations"})
+        eval_episodes: int = field(default=400, metadata={"help": "episodes per evaluation"})
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: "FewShotSegmentation.Config"):
         super().__init__()
