@@ -1,4 +1,4 @@
-"""The `pcseg` command: demo, train, eval, predict, config, preprocess, visualize, labels, select, active-loop.
+"""The `pcseg` command: demo, train, eval, predict, config, preprocess, visualize, export, labels, select, active-loop.
 
 Errors a user can fix (a config typo, a missing path, a checkpoint that does not fit, a diverged run) print one
 line `pcseg <command>: error: ...` and exit with status 2; set PCSEG_DEBUG=1 for the traceback.
@@ -105,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pretrain_parsers(sub)
 
-    from pcseg.vis.commands import add_visualize_parser
+    from pcseg.vis.commands import add_export_parser, add_visualize_parser
 
     add_visualize_parser(sub)
+    add_export_parser(sub)
 
     from pcseg.active.commands import add_active_parsers, add_labels_parsers
 
