@@ -2,6 +2,7 @@
 // Each block registers its op name with PCSEG_OP so that cpu_ops() / cuda_ops() tell which kernels exist.
 #include <torch/csrc/utils/pybind.h>
 
+#include "kernel_map/kernel_map.h"
 #include "neighbors/neighbors.h"
 #include "region_partition/region_partition.h"
 #include "segment/segment.h"
@@ -44,6 +45,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("region_partition", &pcseg::region_partition, "(N,) quantile-grid cell of every point", py::arg("coord"),
         py::arg("grid_size"), py::arg("batch"));
   PCSEG_OP("region_partition");
+
+  // ---- sparse-conv kernel maps (csrc/kernel_map) ----
+  m.def("kernel_map_submanifold", &pcseg::kernel_map_submanifold,
+        "(in_idx, out_idx, counts) of the submanifold conv on coords (M,4) int32", py::arg("coords"),
+        py::arg("kernel"));
+  PCSEG_OP("kernel_map_submanifold");
+  m.def("kernel_map_downsample", &pcseg::kernel_map_downsample,
+        "(out_coords, in_idx, out_idx, counts) of the strided conv on coords (M,4) int32", py::arg("coords"),
+        py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("out_shape"));
+  PCSEG_OP("kernel_map_downsample");
 
   m.def("cpu_ops", [cpu_ops]() { return cpu_ops; }, "names of the ops with a CPU kernel");
   m.def("cuda_ops", [cuda_ops]() { return cuda_ops; }, "names of the ops with a CUDA kernel");
