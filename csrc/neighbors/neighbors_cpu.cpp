@@ -3,9 +3,9 @@
 // rings of cells around its own until the k-th best distance is below the distance to the next ring.
 #include "neighbors/neighbors.h"
 #include "neighbors/neighbors_kernels.cuh"
+#include "common/parallel.h"
 
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -93,7 +93,7 @@ std::vector<Grid> build_grids(const scalar_t* p, const std::vector<int64_t>& sta
                               EdgeFn edge_for) {
   const int64_t nb = static_cast<int64_t>(start.size()) - 1;
   std::vector<Grid> grids(nb);
-#pragma omp parallel for num_threads(std::max(1, at::get_num_threads())) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(cpu_threads(static_cast<int64_t>(order.size()), int64_t(1) << 14)) schedule(dynamic, 1)
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t n = start[b + 1] - start[b];
     if (n == 0) continue;
@@ -176,7 +176,7 @@ std::tuple<at::Tensor, at::Tensor> radius_impl(const at::Tensor& query, const at
       build_grids(p, bt.start, bt.order, [edge](const double*, const double*, int64_t) { return edge; });
   const int64_t nb = static_cast<int64_t>(grids.size());
 
-  const int nchunks = std::max(1, at::get_num_threads());
+  const int nchunks = cpu_threads(nq, 256);
   std::vector<std::vector<int64_t>> pairs(nchunks);  // per chunk: query, point, query, point, ...
 #pragma omp parallel for num_threads(nchunks) schedule(static, 1)
   for (int t = 0; t < nchunks; ++t) {
@@ -251,7 +251,7 @@ std::tuple<at::Tensor, at::Tensor> knn_impl(const at::Tensor& query, const at::T
   scalar_t* dout = dist2.data_ptr<scalar_t>();
   using Entry = std::pair<scalar_t, int64_t>;
   const auto before = [](const Entry& a, const Entry& b) { return neighbor_before(a.first, a.second, b.first, b.second); };
-#pragma omp parallel for num_threads(std::max(1, at::get_num_threads())) schedule(dynamic, 64)
+#pragma omp parallel for num_threads(cpu_threads(nq, 256)) schedule(dynamic, 64)
   for (int64_t i = 0; i < nq; ++i) {
     const int64_t b = bt.query ? bt.query[i] : 0;
     if (b >= nb || grids[b].members.empty()) continue;

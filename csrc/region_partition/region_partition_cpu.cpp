@@ -2,9 +2,9 @@
 // successive nth_element (O(n G) per axis), then a binary search per point and axis. OpenMP over both stages.
 #include "region_partition/region_partition.h"
 #include "region_partition/region_partition_kernels.cuh"
+#include "common/parallel.h"
 
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
@@ -16,7 +16,7 @@ template <typename scalar_t>
 void partition_impl(const at::Tensor& coord, int64_t g, const int64_t* batch, int64_t* cell) {
   const int64_t n = coord.size(0);
   const scalar_t* c = coord.data_ptr<scalar_t>();
-  const int nthreads = std::max(1, at::get_num_threads());
+  const int nthreads = cpu_threads(n, int64_t(1) << 15);
   int64_t nb = 1;
   if (batch) nb = *std::max_element(batch, batch + n) + 1;
 

@@ -2,9 +2,9 @@
 // increasing order), then segments are reduced in parallel, each by one thread, so results are deterministic.
 #include "segment/segment.h"
 #include "segment/segment_kernels.cuh"
+#include "common/parallel.h"
 
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
@@ -28,7 +28,7 @@ Csr group_rows(const int64_t* index, int64_t n, int64_t num_segments) {
 
 template <typename scalar_t>
 void sum_impl(const scalar_t* x, const Csr& csr, int64_t num_segments, int64_t channels, scalar_t* y) {
-#pragma omp parallel for num_threads(std::max(1, at::get_num_threads())) schedule(dynamic, 64)
+#pragma omp parallel for num_threads(cpu_threads(static_cast<int64_t>(csr.order.size()) * channels, int64_t(1) << 15)) schedule(dynamic, 64)
   for (int64_t s = 0; s < num_segments; ++s) {
     scalar_t* row_out = y + s * channels;
     for (int64_t j = csr.ptr[s]; j < csr.ptr[s + 1]; ++j) {
@@ -40,7 +40,7 @@ void sum_impl(const scalar_t* x, const Csr& csr, int64_t num_segments, int64_t c
 
 template <typename scalar_t>
 void max_impl(const scalar_t* x, const Csr& csr, int64_t num_segments, int64_t channels, scalar_t* y, int64_t* a) {
-#pragma omp parallel for num_threads(std::max(1, at::get_num_threads())) schedule(dynamic, 64)
+#pragma omp parallel for num_threads(cpu_threads(static_cast<int64_t>(csr.order.size()) * channels, int64_t(1) << 15)) schedule(dynamic, 64)
   for (int64_t s = 0; s < num_segments; ++s) {
     if (csr.ptr[s] == csr.ptr[s + 1]) continue;
     scalar_t* best = y + s * channels;

@@ -1,12 +1,14 @@
-// CPU voxelization in O(N): pack (batch, x, y, z, point) into one integer word, LSD radix sort the words on the
-// key bits in use and read the voxels off the runs of equal keys. OpenMP-parallel and deterministic.
-// Measured at 1M points: fresh 4 KiB pages cost as much as the sort, so scratch lives on huge pages where the
-// kernel offers them, and no buffer is allocated that the outputs do not need.
+// CPU voxelization in O(N): pack (batch, x, y, z, point) into one integer word; one parallel MSD radix pass
+// scatters the words into 2^11 buckets by the top key bits; every bucket (a few hundred words for uniform data,
+// cache resident) is then sorted on its own and its runs of equal keys become voxels. Only the MSD pass and the
+// inverse map touch memory out of cache. OpenMP-parallel; the result does not depend on the thread count.
+// Measured at 1M points: fresh 4 KiB pages cost as much as a sort pass, so scratch lives on huge pages where
+// the kernel offers them, and no buffer is allocated that the outputs do not need.
 #include "voxelize/voxelize.h"
 #include "voxelize/voxelize_kernels.cuh"
+#include "common/parallel.h"
 
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <climits>
@@ -19,7 +21,7 @@
 namespace pcseg {
 namespace {
 
-constexpr int kDigitBits = 11;  // 2048 buckets per radix pass (measured faster than 8 bits with more passes)
+constexpr int kDigitBits = 11;  // 2048 buckets in the MSD pass
 
 // Inputs are cut into `nchunks` contiguous chunks (fixed by the thread count asked for, not the one granted),
 // so every result is independent of how OpenMP schedules the chunks.
@@ -44,44 +46,37 @@ Buffer<W> scratch(int64_t n) {
   return Buffer<W>(static_cast<W*>(p));
 }
 
-// Stable LSD radix sort of words[0, n) on bits [lo_bit, hi_bit); `tmp` is scratch of the same size.
-// Returns the buffer that holds the sorted words (words or tmp).
+// Sorts the n words of one bucket by value (key bits, then point index), LSD radix on bits [lo_bit, hi_bit)
+// (the bits above hi_bit are equal within a bucket, the bits below lo_bit are the point index, already
+// increasing); tmp holds n words of scratch.
 template <typename W>
-W* radix_sort(W* words, W* tmp, int64_t n, int lo_bit, int hi_bit, int nchunks) {
+void sort_bucket(W* words, W* tmp, int64_t n, int lo_bit, int hi_bit) {
   const int bits = hi_bit - lo_bit;
-  if (bits <= 0 || n < 2) return words;
-  const int passes = (bits + kDigitBits - 1) / kDigitBits;
+  if (bits <= 0 || n < 2) return;
+  if (n <= 64) {
+    std::sort(words, words + n);
+    return;
+  }
+  constexpr int kSmallDigit = 8;
+  const int passes = (bits + kSmallDigit - 1) / kSmallDigit;
   const int digit = (bits + passes - 1) / passes;
-  const int64_t nbuckets = int64_t(1) << digit;
-  const W mask = static_cast<W>(nbuckets - 1);
-  std::vector<int64_t> hist(static_cast<size_t>(nchunks) * nbuckets);
+  const W mask = static_cast<W>((int64_t(1) << digit) - 1);
+  int64_t count[int64_t(1) << kSmallDigit];
+  W *src = words, *dst = tmp;
   for (int pass = 0; pass < passes; ++pass) {
     const int shift = lo_bit + pass * digit;
-#pragma omp parallel for num_threads(nchunks) schedule(static, 1)
-    for (int t = 0; t < nchunks; ++t) {
-      int64_t* h = hist.data() + t * nbuckets;
-      std::fill(h, h + nbuckets, 0);
-      for (int64_t i = chunk_begin(n, t, nchunks); i < chunk_begin(n, t + 1, nchunks); ++i)
-        ++h[static_cast<int64_t>((words[i] >> shift) & mask)];
-    }
-    // Offsets digit-major, then chunk: equal digits keep their input order (stability).
+    std::fill(count, count + (int64_t(1) << digit), 0);
+    for (int64_t i = 0; i < n; ++i) ++count[static_cast<int64_t>((src[i] >> shift) & mask)];
     int64_t sum = 0;
-    for (int64_t d = 0; d < nbuckets; ++d) {
-      for (int t = 0; t < nchunks; ++t) {
-        const int64_t c = hist[t * nbuckets + d];
-        hist[t * nbuckets + d] = sum;
-        sum += c;
-      }
+    for (int64_t d = 0; d < (int64_t(1) << digit); ++d) {
+      const int64_t c = count[d];
+      count[d] = sum;
+      sum += c;
     }
-#pragma omp parallel for num_threads(nchunks) schedule(static, 1)
-    for (int t = 0; t < nchunks; ++t) {
-      int64_t* h = hist.data() + t * nbuckets;
-      for (int64_t i = chunk_begin(n, t, nchunks); i < chunk_begin(n, t + 1, nchunks); ++i)
-        tmp[h[static_cast<int64_t>((words[i] >> shift) & mask)]++] = words[i];
-    }
-    std::swap(words, tmp);
+    for (int64_t i = 0; i < n; ++i) dst[count[static_cast<int64_t>((src[i] >> shift) & mask)]++] = src[i];
+    std::swap(src, dst);
   }
-  return words;
+  if (src != words) std::copy(src, src + n, words);
 }
 
 // W holds (voxel key << idx_bits) | point index; uint64_t when the bits fit, else unsigned __int128.
@@ -92,32 +87,59 @@ VoxelizeResult voxelize_sorted(const at::Tensor& coord, const scalar_t* v, const
   const int64_t n = coord.size(0);
   const scalar_t* c = coord.data_ptr<scalar_t>();
   const W idx_mask = (W(1) << idx_bits) - 1;
+  // Bucket = the top (at most kDigitBits) key bits; chunk t of the input counts its words per bucket.
+  const int top_bits = std::min(key_bits, kDigitBits);
+  const int top_shift = idx_bits + key_bits - top_bits;
+  const int64_t nbuckets = int64_t(1) << top_bits;
+  const int nchunks = nthreads;
+  std::vector<int64_t> hist(static_cast<size_t>(nchunks) * nbuckets, 0);
   Buffer<W> buf_a = scratch<W>(n), buf_b = scratch<W>(n);
   if (!buf_a || !buf_b) throw std::bad_alloc();
   W* words = buf_a.get();
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t b = batch ? batch[i] : 0;
-    const int32_t* m = lo.data() + 3 * b;
-    const W key = voxel_pack<W>(b, uint32_t(grid_floor(c[3 * i], v[0]) - m[0]),
-                                uint32_t(grid_floor(c[3 * i + 1], v[1]) - m[1]),
-                                uint32_t(grid_floor(c[3 * i + 2], v[2]) - m[2]), layout);
-    words[i] = (key << idx_bits) | static_cast<W>(i);
-  }
-  const W* sorted = radix_sort(words, buf_b.get(), n, idx_bits, idx_bits + key_bits, nthreads);
-
-  // Voxel ids: count run starts per chunk, then a scan over the chunks.
-  const int nchunks = nthreads;
-  std::vector<int64_t> chunk_count(nchunks + 1, 0);
+  W* sorted = buf_b.get();
 #pragma omp parallel for num_threads(nthreads) schedule(static, 1)
   for (int t = 0; t < nchunks; ++t) {
-    int64_t cnt = 0;
-    for (int64_t j = chunk_begin(n, t, nchunks); j < chunk_begin(n, t + 1, nchunks); ++j)
-      cnt += (j == 0 || (sorted[j] >> idx_bits) != (sorted[j - 1] >> idx_bits));
-    chunk_count[t + 1] = cnt;
+    int64_t* h = hist.data() + t * nbuckets;
+    for (int64_t i = chunk_begin(n, t, nchunks); i < chunk_begin(n, t + 1, nchunks); ++i) {
+      const int64_t b = batch ? batch[i] : 0;
+      const int32_t* m = lo.data() + 3 * b;
+      const W key = voxel_pack<W>(b, uint32_t(grid_floor(c[3 * i], v[0]) - m[0]),
+                                  uint32_t(grid_floor(c[3 * i + 1], v[1]) - m[1]),
+                                  uint32_t(grid_floor(c[3 * i + 2], v[2]) - m[2]), layout);
+      words[i] = (key << idx_bits) | static_cast<W>(i);
+      ++h[static_cast<int64_t>(words[i] >> top_shift)];
+    }
   }
-  for (int t = 0; t < nchunks; ++t) chunk_count[t + 1] += chunk_count[t];
-  const int64_t m = chunk_count[nchunks];
+  // Bucket starts, and per (bucket, chunk) write offsets: chunks in input order keep the scatter stable.
+  std::vector<int64_t> bucket_start(nbuckets + 1, 0);
+  int64_t sum = 0;
+  for (int64_t d = 0; d < nbuckets; ++d) {
+    bucket_start[d] = sum;
+    for (int t = 0; t < nchunks; ++t) {
+      const int64_t cnt = hist[t * nbuckets + d];
+      hist[t * nbuckets + d] = sum;
+      sum += cnt;
+    }
+  }
+  bucket_start[nbuckets] = n;
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+  for (int t = 0; t < nchunks; ++t) {
+    int64_t* h = hist.data() + t * nbuckets;
+    for (int64_t i = chunk_begin(n, t, nchunks); i < chunk_begin(n, t + 1, nchunks); ++i)
+      sorted[h[static_cast<int64_t>(words[i] >> top_shift)]++] = words[i];
+  }
+  // Sort each bucket on the remaining key bits (words is free scratch now) and count its voxels.
+  std::vector<int64_t> voxel_start(nbuckets + 1, 0);
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
+  for (int64_t d = 0; d < nbuckets; ++d) {
+    const int64_t begin = bucket_start[d], end = bucket_start[d + 1];
+    sort_bucket(sorted + begin, words + begin, end - begin, idx_bits, top_shift);
+    int64_t runs = 0;
+    for (int64_t j = begin; j < end; ++j) runs += (j == begin || (sorted[j] >> idx_bits) != (sorted[j - 1] >> idx_bits));
+    voxel_start[d + 1] = runs;
+  }
+  for (int64_t d = 0; d < nbuckets; ++d) voxel_start[d + 1] += voxel_start[d];
+  const int64_t m = voxel_start[nbuckets];
 
   at::Tensor grid_out = coord.new_empty({m, 3}, coord.options().dtype(at::kInt));
   at::Tensor batch_out = coord.new_empty({m}, coord.options().dtype(at::kLong));
@@ -127,20 +149,23 @@ VoxelizeResult voxelize_sorted(const at::Tensor& coord, const scalar_t* v, const
   int64_t* bo = batch_out.data_ptr<int64_t>();
   int64_t* inv = inverse.data_ptr<int64_t>();
   int64_t* cnt = counts.data_ptr<int64_t>();
-#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
-  for (int t = 0; t < nchunks; ++t) {
-    int64_t vid = chunk_count[t] - 1;
-    for (int64_t j = chunk_begin(n, t, nchunks); j < chunk_begin(n, t + 1, nchunks); ++j) {
+  // Runs never cross buckets (their top key bits differ), so each bucket writes its voxels on its own.
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
+  for (int64_t d = 0; d < nbuckets; ++d) {
+    int64_t vid = voxel_start[d] - 1, run_begin = 0;
+    const int64_t begin = bucket_start[d], end = bucket_start[d + 1];
+    for (int64_t j = begin; j < end; ++j) {
       const W key = sorted[j] >> idx_bits;
-      if (j == 0 || key != (sorted[j - 1] >> idx_bits)) {
+      if (j == begin || key != (sorted[j - 1] >> idx_bits)) {
+        if (vid >= voxel_start[d]) cnt[vid] = j - run_begin;
         ++vid;
-        cnt[vid] = j;  // start of the run for now, turned into a count below
+        run_begin = j;
         voxel_unpack<W>(key, layout, bo + vid, g + 3 * vid);
       }
       inv[static_cast<int64_t>(sorted[j] & idx_mask)] = vid;
     }
+    if (end > begin) cnt[vid] = end - run_begin;
   }
-  for (int64_t k = 0; k < m; ++k) cnt[k] = (k + 1 < m ? cnt[k + 1] : n) - cnt[k];
   return {grid_out, batch_out, inverse, counts};
 }
 
@@ -150,7 +175,7 @@ VoxelizeResult voxelize_impl(const at::Tensor& coord, const std::vector<double>&
   const scalar_t* c = coord.data_ptr<scalar_t>();
   const scalar_t v[3] = {static_cast<scalar_t>(voxel_size[0]), static_cast<scalar_t>(voxel_size[1]),
                          static_cast<scalar_t>(voxel_size[2])};
-  const int nthreads = std::max(1, at::get_num_threads());
+  const int nthreads = cpu_threads(n, int64_t(1) << 16);
 
   int64_t nb = 1;
   if (batch) {

@@ -88,6 +88,7 @@ def voxelize(coord: torch.Tensor, voxel_size: VoxelSize, batch: Optional[torch.T
     """Voxelize points `coord` (N, 3) float32/float64 with edge `voxel_size` (a number or 3 numbers, > 0).
 
     batch (N,) int64 >= 0 or None: batch element of each point; grid coordinates start at 0 in each element.
+    Batch ids index per-element arrays of length max(batch) + 1, so keep them dense (0 .. B - 1).
     Returns `Voxelization(grid_coord (M, 3) int32, batch (M,) int64, inverse (N,) int64, counts (M,) int64)`,
     voxels sorted by (batch, x, y, z). Raises ValueError for NaN/inf coordinates, non-positive voxel sizes,
     wrong dtypes or shapes, and a batch vector of another length or device. Empty input gives M = 0.

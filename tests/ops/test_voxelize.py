@@ -66,7 +66,7 @@ def test_kernel_wide_extent_and_empty_batch_elements():
 
 @needs_kernel
 def test_kernel_independent_of_thread_count():
-    coord, batch = random_cloud(20000, torch.float32, 3, seed=1)
+    coord, batch = random_cloud(300000, torch.float32, 3, seed=1)  # enough points for 2 threads
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
