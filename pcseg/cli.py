@@ -129,7 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # KEY=VALUE overrides may follow options (`train cfg.yaml --out runs/x optim.lr=0.1`), which argparse leaves
+    # unparsed once the positional list has been matched: they join the command's overrides.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error("unrecognized arguments: " + " ".join(unknown or extra))
+    if extra:
+        args.overrides = list(args.overrides) + extra
     command = getattr(args, "func", None) or COMMANDS[args.command]  # `func`: subcommands defined elsewhere
     try:
         return command(args)
