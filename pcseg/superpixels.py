@@ -9,6 +9,7 @@ workers never read a half-written file. Without scikit-image, `superpixels` fall
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
 import tempfile
@@ -76,11 +77,7 @@ def slic_superpixels(image: np.ndarray, n_segments: int = 150, compactness: floa
 
 
 def _have_skimage() -> bool:
-    try:
-        import skimage.segmentation  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("skimage") is not None
 
 
 def resolve_method(method: str) -> str:
