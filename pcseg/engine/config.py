@@ -59,7 +59,8 @@ class ModelConfig:
     base_channels: int = _opt(32, "channels of the stem")
     channels: Tuple[int, ...] = _opt((), "channels per encoder/decoder stage; () = the preset's")
     layers: Tuple[int, ...] = _opt((), "residual blocks per stage; () = the preset's")
-    backend: str = _choice("auto", ("auto", "native", "spconv"), "sparse convolution backend")
+    backend: str = _choice("auto", ("auto", "native", "spconv"),
+                           "sparse convolution backend; auto = spconv on CUDA when installed, else native")
 
 
 @dataclass

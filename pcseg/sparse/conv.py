@@ -3,7 +3,8 @@
 Weight of every layer: (C_out, kx, ky, kz, C_in) ("KRSC", spconv's layout); weight[o, a, b, c, i] equals the weight
 of a dense `conv3d` at [o, i, a, b, c]. So a state_dict saved under one backend loads into the other and gives the
 same outputs. Backends: "native" (pcseg.sparse.native, kernel maps from pcseg.ops), "spconv" (spconv 2.x, imported
-on first use), "auto" (spconv when installed, else native). Empty inputs always run natively.
+on first use), "auto" (spconv for CUDA tensors when it is installed, native otherwise: on CPU, spconv's Native
+algorithm is slower than ours, see benchmarks/ops.py). Empty inputs always run natively.
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ IntOr3 = Union[int, Sequence[int]]
 BACKENDS = ("auto", "native", "spconv")
 
 
-def resolve_backend(backend: str) -> str:
-    """"native" or "spconv" for a requested backend name."""
+def resolve_backend(backend: str, device: Optional[torch.device] = None) -> str:
+    """"native" or "spconv" for a requested backend name and the device of the input (None: CPU)."""
     if backend not in BACKENDS:
         raise ValueError(f"sparse conv backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "spconv" if spconv_backend.available() else "native"
+        on_cuda = device is not None and device.type == "cuda"
+        return "spconv" if on_cuda and spconv_backend.available() else "native"
     if backend == "spconv" and not spconv_backend.available():
         raise ImportError("backend='spconv' needs spconv (pip install 'pcseg[spconv]'); or use backend='native'")
     return backend
@@ -91,7 +93,8 @@ class _SparseConv(nn.Module):
         self.stride = _triple(stride, "stride", 1)
         self.padding = _triple(padding, "padding", 0)
         self.indice_key = indice_key
-        self.backend = resolve_backend(backend)
+        resolve_backend(backend)  # validates the name, and that spconv is there when asked for
+        self.backend = backend
         self.weight = nn.Parameter(torch.empty(out_channels, *self.kernel_size, in_channels))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self._spconv_layers: Dict[str, nn.Module] = {}  # not submodules: their weights are never used
@@ -140,7 +143,7 @@ class _SparseConv(nn.Module):
         return feats if self.bias is None else feats + self.bias.to(feats.dtype)
 
     def _use_spconv(self, x: SparseTensor) -> bool:
-        return self.backend == "spconv" and x.num_voxels > 0
+        return x.num_voxels > 0 and resolve_backend(self.backend, x.feats.device) == "spconv"
 
 
 class SubMConv3d(_SparseConv):
