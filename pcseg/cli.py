@@ -1,4 +1,5 @@
-"""The `pcseg` command: demo, train, eval, predict, config, preprocess, visualize, export, labels, select, active-loop.
+"""The `pcseg` command: demo, train, eval, predict, config, preprocess, visualize, export, labels, select, active-loop,
+doctor.
 
 Errors a user can fix (a config typo, a missing path, a checkpoint that does not fit, a diverged run) print one
 line `pcseg <command>: error: ...` and exit with status 2; set PCSEG_DEBUG=1 for the traceback.
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--config", help="config naming the dataset (for per-class counts)")
     _add_overrides(q)
     add_labels_parsers(lsub)
+
+    from pcseg.doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
     return parser
 
 
