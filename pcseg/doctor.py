@@ -18,10 +18,12 @@ import os
 import platform
 import re
 import sys
+import textwrap
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-# Optional packages: (distribution names, what pcseg uses it for, how to install it).
+# Optional packages: (label, distribution names, what pcseg uses it for, how to install it). The "missing" section
+# lists those not installed, except torch-scatter, which no pcseg code path needs.
 OPTIONAL: Tuple[Tuple[str, Tuple[str, ...], str, str], ...] = (
     ("spconv", ("spconv-cu120", "spconv-cu126"),
      "sparse convolutions on CUDA (model.backend auto/spconv); pcseg's native backend runs without it",
@@ -39,11 +41,12 @@ OPTIONAL: Tuple[Tuple[str, Tuple[str, ...], str, str], ...] = (
      "pip install 'pcseg[log]'"),
     ("laspy", ("laspy",), "reading LAS/LAZ point files", "pip install 'pcseg[las]'"),
     ("torch-scatter", ("torch-scatter",),
-     "nothing required: pcseg._C's segment ops do the scatter/segment reductions; the extra is kept for "
-     "experiments",
+     "not needed: pcseg._C's segment ops do pcseg's scatter/segment reductions",
      "pip install --no-build-isolation torch-scatter   (builds from source, about 8 minutes)"),
 )
+NOT_NEEDED = ("torch-scatter",)
 CORE = ("numpy", "plyfile", "PyYAML", "tqdm", "pillow")
+WIDTH = 14  # label column of the text report
 SPCONV_NAME = re.compile(r"^spconv(?:-cu(\d+))?$")
 
 
@@ -227,16 +230,23 @@ def _versions(have: Dict[str, str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in have.items())
 
 
+def _wrap(label: str, text: str, indent: int = WIDTH) -> List[str]:
+    """`label` padded to WIDTH, then `text` wrapped at 110 columns with continuation lines under the text."""
+    first = f"{label:<{WIDTH}}" if indent == WIDTH else " " * indent
+    return textwrap.wrap(text, 110, initial_indent=first, subsequent_indent=" " * (indent + 2),
+                         break_on_hyphens=False, break_long_words=False) or [first.rstrip()]
+
+
 def format_report(report: Dict[str, Any]) -> str:
     """The text `pcseg doctor` prints: one block per component, then what is missing for what."""
     t, ext, sp = report["torch"], report["extension"], report["spconv"]
-    width = 14
+    width = WIDTH
     lines = [f"{'pcseg':<{width}}{report['pcseg']['version']} ({report['pcseg']['path']})",
              f"{'Python':<{width}}{report['python']['version']} ({report['python']['executable']}, "
              f"{report['python']['platform']})"]
     build = f"CUDA {t['cuda_build']} build" + (f", cuDNN {t['cudnn']}" if t["cudnn"] else "") \
         if t["cuda_build"] else "CPU build (no CUDA)"
-    lines.append(f"{'torch':<{width}}{t['version']}: {build}; {t['threads']} CPU threads")
+    lines.append(f"{'torch':<{width}}{t['version']}: {build}; torch.get_num_threads() = {t['threads']}")
     lines.append(f"{'':<{width}}CUDA available: {'yes' if t['cuda_available'] else 'no'}")
     lines += [f"{'':<{width}}{device}" for device in t["devices"]]
     lines.append(f"{'core':<{width}}" + ", ".join(f"{n} {v or 'MISSING'}" for n, v in report["core"].items()))
@@ -244,44 +254,52 @@ def format_report(report: Dict[str, Any]) -> str:
     if ext["built"]:
         lines.append(f"{'pcseg._C':<{width}}built ({ext['path']})")
         ops = list(dict.fromkeys(ext["cpu_ops"] + ext["cuda_ops"]))
-        lines.append(f"{'':<{width}}CPU kernels:  {', '.join(ext['cpu_ops']) or 'none'}")
-        lines.append(f"{'':<{width}}CUDA kernels: {', '.join(ext['cuda_ops']) or 'none (built without CUDA)'}")
+        lines += _wrap("", f"CPU kernels:  {', '.join(ext['cpu_ops']) or 'none'}")
+        lines += _wrap("", f"CUDA kernels: {', '.join(ext['cuda_ops']) or 'none (built without CUDA)'}")
         if t["cuda_available"] and not ext["cuda_ops"]:
-            lines.append(f"{'':<{width}}problem: a GPU is present but the extension has no CUDA kernels; rebuild "
-                         "with FORCE_CUDA=1 pip install --no-build-isolation -e .")
+            lines += _wrap("", "problem: a GPU is present but the extension has no CUDA kernels; rebuild with "
+                               "FORCE_CUDA=1 pip install --no-build-isolation -e .")
         missing_cuda = [op for op in ops if op not in ext["cuda_ops"]]
         if ext["cuda_ops"] and missing_cuda:
-            lines.append(f"{'':<{width}}on CUDA, these run their pure-torch reference: {', '.join(missing_cuda)}")
+            lines += _wrap("", f"on CUDA, these run their pure-torch reference: {', '.join(missing_cuda)}")
     else:
-        lines.append(f"{'pcseg._C':<{width}}NOT BUILT ({ext['error']}): every op runs its pure-torch reference "
-                     "(slower); build it with pip install --no-build-isolation -e .")
+        lines += _wrap("pcseg._C", f"NOT BUILT ({ext['error']}): every op runs its pure-torch reference (slower); "
+                                   "build it with pip install --no-build-isolation -e .")
 
     wheels = _versions(sp["wheels"]) or "not installed"
     lines.append(f"{'spconv':<{width}}{wheels}" + (f" with {sp['cumm']}" if sp.get("cumm") else ""))
-    lines.append(f"{'':<{width}}{'problem: ' if sp['status'] == 'problem' else ''}{sp['note']}")
+    lines += _wrap("", ("problem: " if sp["status"] == "problem" else "") + sp["note"])
     if "check" in sp:
-        lines.append(f"{'':<{width}}{'check: ' if sp['check']['ok'] else 'problem: '}{sp['check']['detail']}")
+        lines += _wrap("", ("check: " if sp["check"]["ok"] else "problem: ") + sp["check"]["detail"])
 
     for label, item in report["optional"].items():
         if label == "spconv":
             continue
-        lines.append(f"{label:<{width}}{_versions(item['installed']) or 'not installed'}")
+        state = _versions(item["installed"]) or "not installed"
+        if label in NOT_NEEDED:
+            state += f" ({item['purpose']})"
+        lines += _wrap(label, state)
         if item.get("note"):
-            lines.append(f"{'':<{width}}{item['note']}")
+            lines += _wrap("", item["note"])
         if "render" in item:
             r = item["render"]
             tried = "; ".join(f"{name} {result}" for name, result in r["tried"].items())
-            lines.append(f"{'':<{width}}offscreen rendering: {tried}")
+            lines += _wrap("", f"offscreen rendering: {tried}")
             lines.append(f"{'':<{width}}`pcseg visualize --save` renders with: {r['renderer']}")
 
-    missing = [(label, item) for label, item in report["optional"].items() if not item["installed"]]
+    missing = [(label, item) for label, item in report["optional"].items()
+               if not item["installed"] and label not in NOT_NEEDED]
+    if not report["extension"]["built"]:
+        missing.insert(0, ("pcseg._C", {"purpose": "fast CPU/CUDA kernels of the ops (else pure-torch references)",
+                                        "install": "pip install --no-build-isolation -e .   (needs a C++ compiler)"}))
     lines.append("")
     if not missing:
         lines.append("missing: nothing")
     else:
         lines.append("missing -> what it is needed for -> how to install")
         for label, item in missing:
-            lines.append(f"  {label} -> {item['purpose']}\n      -> {item['install']}")
+            lines += _wrap("", f"{label} -> {item['purpose']}", indent=2)
+            lines += _wrap("", f"-> {item['install']}", indent=4)
     return "\n".join(lines)
 
 
