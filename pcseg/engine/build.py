@@ -31,8 +31,9 @@ def build_source(cfg: Config, split: str):
         raise ConfigError(f"data.dataset: unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     if name.startswith("synthetic"):
         count = cfg.data.num_train_scenes if split == cfg.data.train_split else cfg.data.num_val_scenes
-        return data_source(name, None, split, num_scenes=count, points_per_scene=cfg.data.points_per_scene,
-                           seed=cfg.data.scene_seed)
+        # the street scans are sized by their sensor (beams x azimuth steps), not by a point count
+        size = {"points_per_scene": cfg.data.points_per_scene} if name == "synthetic_indoor" else {}
+        return data_source(name, None, split, num_scenes=count, seed=cfg.data.scene_seed, **size)
     if not cfg.data.root:
         raise ConfigError(f"data.root: {name} needs the folder of the preprocessed dataset (pcseg preprocess)")
     if not Path(cfg.data.root).is_dir():
