@@ -6,6 +6,7 @@ A *scene source* is any object with `scene_ids` (list of str), `class_names`, `n
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pcseg.data.camera import KittiObject, NuScenesPairs, SemanticKITTICameras
 from pcseg.data.collate import FEATURES, Sample, collate, voxelize_scene
+from pcseg.data.folder import FolderDataset
 from pcseg.data.ondisk import Preprocessed
 from pcseg.data.s3dis import S3DIS
 from pcseg.data.scannet import ScanNet
@@ -210,6 +212,7 @@ DATASETS: Dict[str, type] = {
     "preprocessed": Preprocessed,
     "kitti_object": KittiObject,
     "nuscenes": NuScenesPairs,
+    "folder": FolderDataset,
 }
 
 DEFAULTS: Dict[str, DatasetDefaults] = {
@@ -221,7 +224,18 @@ DEFAULTS: Dict[str, DatasetDefaults] = {
     "semantickitti_cameras": DatasetDefaults(0.05, ("strength",), "outdoor"),
     "kitti_object": DatasetDefaults(0.05, ("strength",), "outdoor"),
     "nuscenes": DatasetDefaults(0.1, ("strength",), "outdoor"),
+    "folder": DatasetDefaults(0.05, ("color",), "indoor"),  # refined per folder by its YAML (features, kind)
 }
+
+
+def dataset_defaults(source, name: str) -> DatasetDefaults:
+    """DEFAULTS of the dataset `source` holds (a preprocessed folder: the dataset it was made from), refined by the
+    source's own `defaults` mapping when it has one (a folder dataset: features and kind from its YAML)."""
+    base = DEFAULTS[source.dataset if isinstance(source, Preprocessed) else name]
+    own = dict(getattr(source, "defaults", None) or {})
+    if "features" in own:
+        own["features"] = tuple(own["features"])
+    return dataclasses.replace(base, **own)
 
 
 def build_source(name: str, root: Optional[str] = None, split: str = "train", **options):
@@ -250,7 +264,7 @@ def build_dataset(name: str, root: Optional[str] = None, split: str = "train", *
     source_options  passed to the source (e.g. num_scenes, points_per_scene for the generators)
     """
     source = build_source(name, root, split, **source_options)
-    defaults = DEFAULTS[source.dataset if isinstance(source, Preprocessed) else name]
+    defaults = dataset_defaults(source, name)
     if transforms == "default":
         transforms = default_transforms(defaults.kind, max_points, elastic) if split == "train" else None
     elif transforms == "none":
@@ -270,4 +284,4 @@ def build_dataset(name: str, root: Optional[str] = None, split: str = "train", *
 
 
 __all__ = ["PointDataset", "SeededSampler", "make_loader", "seed_worker", "DATASETS", "DEFAULTS",
-           "DatasetDefaults", "build_source", "build_dataset"]
+           "DatasetDefaults", "dataset_defaults", "build_source", "build_dataset"]

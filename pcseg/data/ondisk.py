@@ -1,7 +1,8 @@
 """The preprocessed on-disk format: one folder of .npy files per scene, plus a meta.json for the dataset.
 
 ```
-DST/meta.json                  {"format": 1, "dataset": "scannet", "class_names": [...], "splits": {"train": [ids]}}
+DST/meta.json                  {"format": 1, "dataset": "scannet", "class_names": [...], "splits": {"train": [ids]},
+                                "defaults": {"features": [...], "kind": "indoor"} (optional, see Preprocessed)}
 DST/scenes/<scene_id>/coord.npy     (N, 3) float32        color.npy (N, 3) float32   label.npy (N,) int64
                       normal.npy / instance.npy / strength.npy   when the scene has them
 ```
@@ -15,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -71,11 +72,14 @@ def read_scene(root: PathLike, scene_id: str) -> Scene:
     return Scene(scene_id=scene_id, **arrays)
 
 
-def write_meta(root: PathLike, dataset: str, class_names: Sequence[str], splits: Dict[str, List[str]]) -> Path:
-    """Write DST/meta.json atomically."""
+def write_meta(root: PathLike, dataset: str, class_names: Sequence[str], splits: Dict[str, List[str]],
+               defaults: Optional[Mapping[str, object]] = None) -> Path:
+    """Write DST/meta.json atomically; `defaults` (features, kind) are the source's own, when it has some."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT_VERSION, "dataset": dataset, "class_names": list(class_names), "splits": splits}
+    if defaults:
+        meta["defaults"] = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".meta.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)
@@ -102,7 +106,8 @@ def read_meta(root: PathLike) -> dict:
 class Preprocessed:
     """Scene source over a preprocessed folder (see module docstring).
 
-    `dataset` is the name of the dataset it was made from (for its defaults in `build_dataset`).
+    `dataset` is the name of the dataset it was made from (for its defaults in `build_dataset`); `defaults` the
+    refinements its source had (a folder dataset's features and kind), {} for the others.
     """
 
     def __init__(self, root: PathLike, split: str = "train") -> None:
@@ -116,6 +121,7 @@ class Preprocessed:
         self.class_names = tuple(meta["class_names"])
         self.num_classes = len(self.class_names)
         self.scene_ids: List[str] = list(meta["splits"][split])
+        self.defaults = dict(meta.get("defaults") or {})
 
     def __len__(self) -> int:
         return len(self.scene_ids)

@@ -43,13 +43,14 @@ def build_source(cfg: Config, split: str):
 
 def build_dataset(cfg: Config, split: str, train: bool, source=None):
     """PointDataset of `split`; the training one gets augmentation, the crop and the label budget."""
-    from pcseg.data import DEFAULTS, PointDataset, Preprocessed, default_transforms
+    from pcseg.data import PointDataset, default_transforms
+    from pcseg.data.dataset import dataset_defaults
 
     budget = cfg.data.budget or None
     if train and budget is not None and ":" not in budget and not Path(budget).is_file():
         raise FileNotFoundError(f"data.budget: budget file not found: {budget}")
     source = build_source(cfg, split) if source is None else source
-    defaults = DEFAULTS[source.dataset if isinstance(source, Preprocessed) else cfg.data.dataset]
+    defaults = dataset_defaults(source, cfg.data.dataset)
     transforms = None
     if train and cfg.data.augment:
         transforms = default_transforms(defaults.kind, cfg.data.max_points or None, cfg.data.elastic)
