@@ -94,13 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config file (default: the built-in defaults)")
     _add_overrides(p)
 
-    p = sub.add_parser("preprocess", help="convert a raw dataset release into pcseg's on-disk format",
-                       description="Convert ScanNet v2, S3DIS or SemanticKITTI from their official layout into "
-                                   "a fast format; resumable (finished scenes are skipped).")
-    p.add_argument("dataset", choices=("scannet", "s3dis", "semantickitti"), help="dataset of SRC")
+    p = sub.add_parser("preprocess", help="convert a raw dataset release or your own folder into pcseg's on-disk "
+                                          "format",
+                       description="Convert ScanNet v2, S3DIS or SemanticKITTI from their official layout, or a "
+                                   "folder of your own PLY / LAS / LAZ / NPY / NPZ / TXT scenes described by a YAML "
+                                   "(pcseg.data.folder; every file is checked against it and the bad ones are "
+                                   "listed with the reason and left out), into a fast format; resumable (finished "
+                                   "scenes are skipped).")
+    p.add_argument("dataset", choices=("scannet", "s3dis", "semantickitti", "folder"), help="dataset of SRC")
     p.add_argument("src", help="raw release folder (e.g. ScanNet's scans/, S3DIS's Stanford3dDataset_v1.2)")
-    p.add_argument("dst", help="output folder (becomes data.root)")
+    p.add_argument("dst", help="output folder (becomes data.root with data.dataset=preprocessed)")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    p.add_argument("--spec", metavar="YAML", help="folder: the dataset YAML (default: SRC/pcseg_dataset.yaml)")
 
     from pcseg.pretrain import add_pretrain_parsers
 
@@ -267,7 +272,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     if not Path(args.src).is_dir():
         raise FileNotFoundError(f"source folder not found: {args.src}")
-    report = preprocess(args.dataset, args.src, args.dst, workers=args.workers)  # prints its summary
+    if args.spec and args.dataset != "folder":
+        raise ValueError("--spec is for the folder dataset")
+    options = {"spec": args.spec} if args.spec else {}
+    report = preprocess(args.dataset, args.src, args.dst, workers=args.workers, **options)  # prints its summary
+    if report.failures and args.dataset == "folder":
+        print(f"pcseg preprocess: {len(report.failures)} bad file(s) left out (listed above); the "
+              f"{report.written + report.skipped} good scenes are in {args.dst} (data.dataset=preprocessed "
+              f"data.root={args.dst}); fix the files and run again to add them", file=sys.stderr)
+        return 1
     if report.failures:
         print(f"pcseg preprocess: {len(report.failures)} scene(s) failed (listed above); run again to retry them",
               file=sys.stderr)

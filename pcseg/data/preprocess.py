@@ -1,8 +1,10 @@
-"""Convert a raw release into the on-disk format (`pcseg preprocess {scannet,s3dis,semantickitti} SRC DST`).
+"""Convert a raw release into the on-disk format (`pcseg preprocess {scannet,s3dis,semantickitti,folder} SRC DST`).
 
 Parallel (multiprocessing), resumable (scenes whose folder exists are skipped; writes are atomic), with a tqdm
 progress bar and a summary of the problems found: damaged lines that were repaired or skipped (warnings raised
 by the readers) and scenes that could not be read at all (the error, per scene; the other scenes go on).
+A folder dataset (pcseg.data.folder) has every file checked against its YAML on the way: the bad files are listed
+with their reasons and left out of the splits of meta.json, so the good scenes are ready for training.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from pcseg.data.folder import FolderFileError
 from pcseg.data.ondisk import clean_partial, is_done, write_meta, write_scene
 
 PathLike = Union[str, os.PathLike]
@@ -62,6 +65,8 @@ def _convert(task: Tuple[str, int, str]) -> Tuple[str, Optional[str], List[str]]
             scene = _WORKER["sources"][split][index]
             write_scene(scene.replace(extras={}), _WORKER["dst"])
             error = None
+        except FolderFileError as exc:  # names the file and its problems
+            error = str(exc)
         except Exception as exc:  # one unreadable scene must not stop the others; it is reported
             error = f"{type(exc).__name__}: {exc}"
     return scene_id, error, [str(w.message) for w in caught]
@@ -69,24 +74,28 @@ def _convert(task: Tuple[str, int, str]) -> Tuple[str, Optional[str], List[str]]
 
 def preprocess(dataset: str, src: PathLike, dst: PathLike, workers: int = 2, splits: Optional[Sequence[str]] = None,
                progress: bool = True, **source_options) -> PreprocessReport:
-    """Convert `dataset` ("scannet", "s3dis", "semantickitti") from the raw folder `src` into `dst`.
+    """Convert `dataset` ("scannet", "s3dis", "semantickitti", "folder") from the raw folder `src` into `dst`.
 
     workers         processes (0 or 1: in this process)
-    splits          which splits to convert (default: all of the dataset's)
-    source_options  passed to the reader (e.g. split_dir= for ScanNet, test_area= for S3DIS)
-    Returns a PreprocessReport (also printed when `progress`). Running again resumes where it stopped.
+    splits          which splits to convert (default: all of the dataset's; a folder's: those of its YAML + "all")
+    source_options  passed to the reader (e.g. split_dir= for ScanNet, test_area= for S3DIS, spec= for a folder)
+    Returns a PreprocessReport (also printed when `progress`). Running again resumes where it stopped. A folder's
+    failures are its bad files: meta.json leaves them out of the splits (the other datasets list every scene).
     """
     from tqdm import tqdm
 
     from pcseg.data.dataset import build_source
+    from pcseg.data.folder import FolderDataset
 
-    if dataset not in SPLITS:
-        raise ValueError(f"preprocess: dataset must be one of {sorted(SPLITS)}, got {dataset!r}")
-    splits = tuple(splits or SPLITS[dataset])
+    folder = dataset == "folder"
+    if dataset not in SPLITS and not folder:
+        raise ValueError(f"preprocess: dataset must be one of {sorted(SPLITS) + ['folder']}, got {dataset!r}")
+    splits = tuple(splits or (FolderDataset(src, "all", **source_options).splits if folder else SPLITS[dataset]))
     src, dst = str(Path(src)), Path(dst)
     sources = {split: build_source(dataset, src, split, **source_options) for split in splits}
     first = next(iter(sources.values()))
-    write_meta(dst, dataset, first.class_names, {split: list(s.scene_ids) for split, s in sources.items()})
+    if not folder:
+        write_meta(dst, dataset, first.class_names, {split: list(s.scene_ids) for split, s in sources.items()})
     clean_partial(dst)
     report = PreprocessReport()
     tasks, seen = [], set()
@@ -110,6 +119,10 @@ def preprocess(dataset: str, src: PathLike, dst: PathLike, workers: int = 2, spl
         _collect(map(_convert, tasks), report, bar)
         _WORKER.clear()
     bar.close()
+    if folder:
+        write_meta(dst, dataset, first.class_names,
+                   {split: [sid for sid in s.scene_ids if sid not in report.failures] for split, s in sources.items()},
+                   defaults=first.defaults)
     if progress:
         print(report.summary())
     return report
