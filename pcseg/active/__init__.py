@@ -6,7 +6,9 @@ from pcseg.active.loop import RoundResult, format_rounds, run_active_loop
 from pcseg.active.select import Selection, select_points, write_round
 from pcseg.active.suppression import suppress
 from pcseg.active.uncertainty import (
+    MODEL_FREE,
     STRATEGIES,
+    coverage_scores,
     entropy_uncertainty,
     hierarchical_uncertainty,
     margin,
@@ -17,6 +19,6 @@ from pcseg.active.uncertainty import (
 __all__ = [
     "AnnotationError", "export_picks", "import_annotations", "read_annotations", "ActiveConfig",
     "load_active_config", "RoundResult", "format_rounds", "run_active_loop", "Selection", "select_points",
-    "write_round", "suppress", "STRATEGIES", "entropy_uncertainty", "hierarchical_uncertainty", "margin",
-    "margin_uncertainty", "random_uncertainty",
+    "write_round", "suppress", "MODEL_FREE", "STRATEGIES", "coverage_scores", "entropy_uncertainty",
+    "hierarchical_uncertainty", "margin", "margin_uncertainty", "random_uncertainty",
 ]

@@ -11,6 +11,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from pcseg.active.uncertainty import MODEL_FREE, STRATEGIES
+
 OVERRIDES_HELP = ("config overrides section.key=value; active.key=value sets the selection (e.g. "
                   "active.strategy=margin active.radius=0.3), anything else the engine config")
 
@@ -18,14 +20,16 @@ OVERRIDES_HELP = ("config overrides section.key=value; active.key=value sets the
 def add_active_parsers(subparsers) -> None:
     """Add `select` and `active-loop` to the CLI's subparsers."""
     p = subparsers.add_parser(
-        "select", help="pick the next points to label with a trained model (active learning)",
+        "select", help="pick the next points to label with a trained model, or from geometry alone (active "
+                       "learning)",
         description="Score every training scene with a checkpoint, pick exactly the requested number of points "
-                    "(hierarchical margin + feature-distance suppression by default) and either label them from "
-                    "the ground truth (--oracle: writes a NEW budget file = previous labels + picks) or export them "
-                    "for annotators (--export: PLY + CSV per scene; merge the filled CSVs with `pcseg labels "
-                    "import`). Interrupted runs resume: per-scene scores are cached next to the output.")
-    p.add_argument("--checkpoint", help="checkpoint of the model that scores the points (not needed for "
-                                        "active.strategy=random)")
+                    "(hierarchical margin + feature-distance suppression by default; --strategy coverage spreads "
+                    "the picks over the geometry with no model, for a dataset's first labels) and either label "
+                    "them from the ground truth (--oracle: writes a NEW budget file = previous labels + picks) or "
+                    "export them for annotators (--export: PLY + CSV per scene; merge the filled CSVs with `pcseg "
+                    "labels import`). Interrupted runs resume: per-scene scores are cached next to the output.")
+    p.add_argument("--checkpoint", help="checkpoint of the model that scores the points (not needed for the "
+                                        "coverage and random strategies)")
     p.add_argument("--config", help="YAML config (with an optional active: section) applied over the checkpoint's")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--points", type=int, help="points to pick over the whole training set")
@@ -35,8 +39,8 @@ def add_active_parsers(subparsers) -> None:
     mode.add_argument("--oracle", action="store_true", help="simulation: label the picks from the ground truth")
     mode.add_argument("--export", metavar="DIR", help="annotator mode: write picks.pt, PLY and CSV files to DIR")
     p.add_argument("--out", help="--oracle: the new budget file to write (must not exist)")
-    p.add_argument("--strategy", choices=("hierarchical", "margin", "entropy", "random"),
-                   help="point score (same as active.strategy=...)")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="point score (same as active.strategy=...); coverage and random need no model")
     p.add_argument("--cache", help="score cache folder (default: next to the output)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -134,14 +138,15 @@ def run_select(args: argparse.Namespace) -> int:
         raise ValueError(f"{target} exists; every selection round is written to a new file")
     overrides = list(args.overrides) + ([f"active.strategy={args.strategy}"] if args.strategy else [])
     cfg, active, state = _configs(args.config, args.checkpoint, overrides)
-    if state is None and active.strategy != "random":
-        raise ValueError(f"active.strategy={active.strategy} scores points with a model: give --checkpoint")
+    if state is None and active.strategy not in MODEL_FREE:
+        raise ValueError(f"active.strategy={active.strategy} scores points with a model: give --checkpoint (or "
+                         "--strategy coverage to pick from the geometry alone)")
     source = build_source(cfg, cfg.data.train_split)
     dataset = build_dataset(cfg, cfg.data.train_split, False, source)
     previous = _previous_budget(args.budget, cfg, source)
     device = resolve_device(cfg.train.device)
-    method, key = None, "random"
-    if state is not None and active.strategy != "random":
+    method, key = None, active.strategy
+    if state is not None and active.strategy not in MODEL_FREE:
         method = build_method(cfg, dataset.num_classes, dataset.in_channels)
         ckpt.load_model_state(method, state["model"], source=args.checkpoint)
         method.to(device)

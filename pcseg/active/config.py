@@ -17,7 +17,8 @@ from pcseg.weak.budget import parse_budget
 @dataclass
 class ActiveConfig:
     strategy: str = field(default="hierarchical", metadata={
-        "choices": STRATEGIES, "help": "point score: hierarchical (HPAL), margin, entropy or random"})
+        "choices": STRATEGIES, "help": "point score: hierarchical (HPAL), margin, entropy, random or coverage "
+                                     "(farthest-point over the geometry, no model)"})
     levels: Tuple[float, ...] = field(default=(0.1, 0.5, 1.0), metadata={
         "help": "hierarchical: grid cell sizes in metres, finest first"})
     parent_weight: float = field(default=0.1, metadata={

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from pcseg.active.config import ActiveConfig
 from pcseg.active.select import select_points, write_round
+from pcseg.active.uncertainty import MODEL_FREE
 from pcseg.engine.config import Config, load_config
 from pcseg.weak.budget import read_budget, sample_budget, write_budget
 
@@ -103,7 +104,7 @@ def run_active_loop(cfg: Config, active: ActiveConfig, out_dir: Union[str, Path]
                 train_source, active, previous,
                 ratio=None if active.round_points else active.round_ratio,
                 num_points=active.round_points or None,
-                method=None if active.strategy == "random" else trainer.method,
+                method=None if active.strategy in MODEL_FREE else trainer.method,
                 voxel_size=dataset.voxel_size, features=dataset.features,
                 device=resolve_device(run_cfg.train.device), labelable_only=True, progress=progress)
             write_round(previous, selection.picks, following)

@@ -27,7 +27,7 @@ from torch import nn
 
 from pcseg.active.config import ActiveConfig
 from pcseg.active.suppression import suppress
-from pcseg.active.uncertainty import uncertainty
+from pcseg.active.uncertainty import MODEL_FREE, coverage_scores, uncertainty
 from pcseg.weak.budget import Budget, check_indices, merge_budgets
 
 PathLike = Union[str, Path]
@@ -111,12 +111,23 @@ def point_outputs(method: nn.Module, batch) -> Tuple[torch.Tensor, torch.Tensor]
 
 
 def score_scene(scene, cfg: ActiveConfig, method: Optional[nn.Module] = None, voxel_size: float = 0.05,
-                features: Sequence[str] = ("color",), device: Union[str, torch.device] = "cpu"
+                features: Sequence[str] = ("color",), device: Union[str, torch.device] = "cpu", *,
+                candidates: Optional[np.ndarray] = None, count: int = 0, labeled: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(score (N,) float32, feat (N, C) float32 or None) of one scene as read (no augmentation)."""
+    """(score (N,) float32, feat (N, C) float32 or None) of one scene as read (no augmentation).
+
+    The coverage strategy also takes candidates (N,) bool (default: every point), count (how many of them to
+    order, > 0) and labeled (L,) int64 points labeled so far; one candidate per voxel of `voxel_size` takes part.
+    """
     coord = torch.from_numpy(np.ascontiguousarray(scene.coord, dtype=np.float32))
     if cfg.strategy == "random":
         return uncertainty("random", None, coord, scene.scene_id, seed=cfg.seed), None
+    if cfg.strategy == "coverage":
+        if count < 1:
+            raise ValueError("strategy 'coverage' needs count >= 1: how many candidates to order")
+        mask = np.ones(scene.num_points, dtype=bool) if candidates is None else candidates
+        cell = max(voxel_size) if isinstance(voxel_size, (tuple, list)) else voxel_size
+        return coverage_scores(coord, mask, count, cell, labeled), None
     if method is None:
         raise ValueError(f"strategy {cfg.strategy!r} needs a model (a checkpoint)")
     from pcseg.data import collate, voxelize_scene
@@ -213,7 +224,7 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     source          scene source (scene_ids, __getitem__ -> Scene); its labels are the ground truth
     cfg             strategy and suppression settings (ActiveConfig)
     previous        {scene_id: LongTensor} points labeled so far: never picked again
-    method          the trained model (any strategy but "random"); run in eval mode on `device`
+    method          the trained model (any strategy but "random" and "coverage"); run in eval mode on `device`
     voxel_size, features   how the model's input is built (the training config's)
     labelable_only  oracle mode: skip points whose ground truth is -1
     cache_dir       per-scene score cache (resume an interrupted selection); `model_key` identifies the model
@@ -272,11 +283,13 @@ def _score_all(source, cfg, previous, rate, method, voxel_size, features, device
         label = np.asarray(scene.label, dtype=np.int64)
         check_indices(previous, scene_id, scene.num_points)
         mask = candidate_mask(label, previous.get(scene_id), labelable_only)
+        size = pool_size(int(mask.sum()), scene.num_points, rate, cfg)
         if mask.any():
-            score, feat = score_scene(scene, cfg, method, voxel_size, features, device)
+            score, feat = score_scene(scene, cfg, method, voxel_size, features, device, candidates=mask,
+                                      count=size, labeled=previous.get(scene_id))
         else:
             score, feat = torch.zeros(scene.num_points), None
-        pools[i] = scene_pool(scene, score, feat, mask, pool_size(int(mask.sum()), scene.num_points, rate, cfg))
+        pools[i] = scene_pool(scene, score, feat, mask, size)
         if cache is not None:
             cache.put(i, pools[i])
         bar.update(1)
@@ -294,7 +307,7 @@ def _select(pools: List[ScenePool], cfg: ActiveConfig, budget: int) -> Selection
     index = torch.cat([p.index for p in pools])
     score = torch.cat([p.score for p in pools])
     order = torch.from_numpy(np.lexsort((index.numpy(), scene.numpy(), -score.numpy())))
-    use_suppression = cfg.suppression and cfg.strategy != "random" and len(order) > 0
+    use_suppression = cfg.suppression and cfg.strategy not in MODEL_FREE and len(order) > 0
     if use_suppression:
         coord = torch.cat([p.coord for p in pools])[order]
         width = max((p.feat.shape[1] for p in pools if p.feat is not None and len(p.feat)), default=1)

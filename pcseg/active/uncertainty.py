@@ -1,4 +1,4 @@
-"""Per-point uncertainty scores for active learning: margin, entropy, random, and HPAL's hierarchical margin.
+"""Per-point scores for active learning: margin, entropy, random, HPAL's hierarchical margin, and coverage.
 
 Every score is "higher = more uncertain = label it first":
 - margin       1 - (p_top1 - p_top2): a small gap between the two best classes means the model hesitates;
@@ -11,6 +11,9 @@ Every score is "higher = more uncertain = label it first":
                    S_L = U_L,   S_l = U_l + w * S_(l+1),   score = U_point + w * S_1,
                i.e. U_point + w U_1 + w^2 U_2 + w^3 U_3 with three levels. A point among confused neighbours
                ranks above an equally unsure point in a region the model otherwise understands.
+- coverage     no model: farthest-point order over the scene's geometry (`coverage_scores`), for the first labels
+               of a dataset no model has seen yet.
+Random and coverage need no model (MODEL_FREE).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-STRATEGIES = ("hierarchical", "margin", "entropy", "random")
+STRATEGIES = ("hierarchical", "margin", "entropy", "random", "coverage")
+MODEL_FREE = ("random", "coverage")
 
 
 def _check_prob(prob: torch.Tensor) -> None:
@@ -92,6 +96,51 @@ def hierarchical_uncertainty(prob: torch.Tensor, coord: torch.Tensor, levels: Se
     return measure(prob) + parent_weight * score
 
 
+def coverage_scores(coord: torch.Tensor, candidates: np.ndarray, count: int, cell: float,
+                    labeled: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Farthest-point sampling as a score: the points that cover a scene's geometry best, no model needed.
+
+    coord      (N, 3) float point coordinates in metres
+    candidates (N,) bool points that may be picked; one per grid cell of edge `cell` metres takes part (the lowest
+               index), so the cost grows with the occupied cells, not the points
+    count      picks to order (the walk's length)
+    labeled    (L,) int64 points labeled already: the walk starts from them
+    The walk picks, `count` times, the representative farthest from every labeled point and earlier pick; its
+    score is that distance (+inf for the first pick of a scene without labels, which is the representative nearest
+    to the centroid). Representatives not picked score their distance to the nearest labeled point or pick (never
+    above a pick's score); the other points -1. Scores are metres, so ranking the candidates of several scenes by
+    score continues one farthest-point walk over all of them. Returns (N,) float32.
+    """
+    from pcseg.ops import knn_query, voxelize
+
+    coord = torch.as_tensor(coord).double().cpu()
+    candidates = np.asarray(candidates, dtype=bool)
+    if candidates.shape != (len(coord),):
+        raise ValueError(f"candidates must be (N,) = ({len(coord)},) bool, got {candidates.shape}")
+    score = np.full(len(coord), -1.0)
+    index = np.flatnonzero(candidates)
+    if len(index) == 0 or count < 1:
+        return torch.from_numpy(score.astype(np.float32))
+    _, first = np.unique(voxelize(coord[index], cell).inverse.numpy(), return_index=True)
+    reps = index[np.sort(first)]
+    points = coord[reps].numpy()
+    if labeled is not None and len(labeled):
+        _, dist2 = knn_query(coord[reps], coord[torch.as_tensor(labeled, dtype=torch.long)], 1)
+        dist = np.sqrt(dist2[:, 0].numpy())
+    else:
+        dist = np.full(len(reps), np.inf)
+    chosen, at_pick = np.zeros(len(reps), dtype=bool), np.zeros(len(reps))
+    for _ in range(min(count, len(reps))):
+        if np.isinf(dist).all():  # nothing labeled or picked yet
+            j = int(np.argmin(((points - points.mean(0)) ** 2).sum(1)))
+        else:
+            j = int(np.argmax(np.where(chosen, -1.0, dist)))
+        chosen[j], at_pick[j] = True, dist[j]
+        dist = np.minimum(dist, np.sqrt(((points - points[j]) ** 2).sum(1)))
+    score[reps] = np.where(chosen, at_pick, dist)
+    return torch.from_numpy(score.astype(np.float32))
+
+
 def uncertainty(strategy: str, prob: Optional[torch.Tensor], coord: torch.Tensor, scene_id: str, *,
                 levels: Sequence[float] = (0.1, 0.5, 1.0), parent_weight: float = 0.1, seed: int = 0) -> torch.Tensor:
     """Score every point of one scene with `strategy` (one of STRATEGIES) -> (N,) float, higher = pick first.
@@ -100,6 +149,8 @@ def uncertainty(strategy: str, prob: Optional[torch.Tensor], coord: torch.Tensor
     """
     if strategy == "random":
         return random_uncertainty(len(coord), seed, scene_id)
+    if strategy == "coverage":
+        raise ValueError("coverage scores need the candidates and the number of picks: call coverage_scores")
     if prob is None:
         raise ValueError(f"strategy {strategy!r} needs class probabilities")
     if strategy == "margin":
