@@ -118,6 +118,12 @@ def pair_dataset(cfg: Config, source=None):
     m = cfg.method
     unlabeled = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, budget=""))
     source = source if source is not None else build_source(cfg, cfg.data.train_split)
+    if len(source) and not source[0].extras.get("cameras"):
+        raise ValueError(f"SLidR distils image features into the 3D backbone, so it needs image-lidar pairs: "
+                         f"calibrated camera images with every scan (datasets kitti_object, nuscenes, "
+                         f"semantickitti_cameras, synthetic_outdoor). Scene {source.scene_ids[0]!r} of "
+                         f"{cfg.data.dataset} has none; point clouds alone (a folder dataset, a preprocessed "
+                         f"folder) cannot be used for SLidR pre-training, with or without labels")
     dataset = build_dataset(unlabeled, cfg.data.train_split, True, source)
     dataset.keep_raw_coord = True  # points are projected with their coordinates as read
     params = SuperpixelParams(m.superpixels, m.n_segments, m.compactness, m.sigma)
