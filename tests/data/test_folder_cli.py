@@ -1,5 +1,6 @@
 """Your own folder through the CLI: preprocess (bad files named with their reasons, good ones written), train,
-predict and render offscreen; an unlabeled folder for `pcseg select` from geometry alone; SLidR's refusal."""
+predict (also on an unlabeled folder) and render offscreen; an unlabeled folder for `pcseg select` from geometry
+alone; SLidR's refusal."""
 import json
 
 import numpy as np
@@ -16,7 +17,7 @@ TINY = ["model.channels=[8,16,16,16,16,16,8,8]", "model.base_channels=8", "model
 
 def test_preprocess_train_predict_visualize(tmp_path, capsys):
     src, dst = tmp_path / "my_scans", tmp_path / "prepared"
-    scenes = mixed_folder(src, points=1500)
+    scenes = mixed_folder(src, points=1000)
     bad = add_bad_files(src)
     assert main(["preprocess", "folder", str(src), str(dst), "--workers", "0"]) == 1
     captured = capsys.readouterr()
@@ -43,6 +44,13 @@ def test_preprocess_train_predict_visualize(tmp_path, capsys):
     assert "predicted 1 scenes" in capsys.readouterr().out
     labels = np.load(pred / "val/e.npy")
     assert labels.shape == (scenes["val/e"].num_points,) and 0 <= labels.min() and labels.max() < 11
+
+    # the same model on a folder of new, unlabeled scans, read directly (no preprocessing)
+    unlabeled_folder(tmp_path / "new")
+    assert main(["predict", str(write_config(tmp_path)), str(run / "last.pt"), "--out", str(tmp_path / "new_pred"),
+                 "--split", "train", "--no-progress", "data.dataset=folder", f"data.root={tmp_path / 'new'}"]) == 0
+    assert "predicted 2 scenes" in capsys.readouterr().out
+    assert np.load(tmp_path / "new_pred/scan_2.npy").shape == (room(22, 1200).num_points,)
 
     png = tmp_path / "e.png"
     assert main(["visualize", "--data", "preprocessed", "--root", str(dst), "--split", "val", "--scene-id", "val/e",
