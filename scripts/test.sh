@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-pcseg_install "spconv,open3d,image,log,dev"
+pcseg_install "spconv,open3d,image,log,las,dev"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 python -m pytest -q "$@"
