@@ -32,13 +32,14 @@ kind: indoor              # training augmentation: indoor (adds colour jitter) o
 
 Scenes come out as `Scene`s: label -1 = ignored or unlabeled (an unlabeled scene is all -1), strength =
 intensity / intensity_max, colour / color_max. Coordinates farther than 8 km from the origin (float32 would lose
-millimetres) are shifted by the scene's minimum corner in whole metres, kept in `extras["offset"]` (float64 (3,)).
+millimetres) are shifted by the scene's minimum corner in whole metres, kept in `extras["offset"]` (float64 (3,);
+`pcseg preprocess` writes the shifted coordinates, not the offset). TXT lines starting with "#" or "//" are comments.
 
-A file that breaks the YAML's promises (missing field, column count, label outside the class list or map, NaN or
-infinite coordinates, colour outside [0, color_max], no points, unreadable or corrupt) raises `FolderFileError`
-naming the file and every problem found. `validate_folder` checks all files and reports the bad ones by name while
-the good ones stay usable; `pcseg preprocess folder SRC DST` does the same and writes the good scenes to the
-on-disk format. LAS/LAZ needs laspy (the `las` extra: pip install 'pcseg[las]').
+A file that breaks the YAML's promises (missing or non-numeric field, column count, label outside the class list or
+map, NaN or infinite coordinates, colour outside [0, color_max], no points, unreadable or corrupt) raises
+`FolderFileError` naming the file and every problem found. `validate_folder` checks all files and reports the bad
+ones by name while the good ones stay usable; `pcseg preprocess folder SRC DST` does the same and writes the good
+scenes to the on-disk format. LAS/LAZ needs laspy (the `las` extra: pip install 'pcseg[las]').
 """
 from __future__ import annotations
 
@@ -295,7 +296,7 @@ def _open(path: Path, spec: FolderSpec, labeled: bool) -> Tuple[Table, List[str]
             return (values.dtype.names, lambda name: np.asarray(values[name])), []
         return _tabular(np.asarray(values), spec, labeled)
     try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
+        values = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=("#", "//"))  # "//X Y Z": CloudCompare
     except ValueError as error:
         if "number of columns changed" not in str(error):
             raise
@@ -382,19 +383,27 @@ def read_scene_file(path: PathLike, spec: FolderSpec, scene_id: str) -> Scene:
 
     wanted = {name: spec.fields[name] for name in FIELDS if name in spec.fields and (name != "label" or labeled)}
     arrays: Dict[str, List[Optional[np.ndarray]]] = {}
-    missing = []
-    try:
-        for name, refs in wanted.items():
-            refs = (refs,) if isinstance(refs, str) else refs
-            arrays[name] = [_column(table, ref) for ref in refs]
-            missing += [f"{ref!r} ({name})" for ref, value in zip(refs, arrays[name]) if value is None]
-    except Exception as error:
-        raise FolderFileError(path, [f"unreadable or corrupt: {type(error).__name__}: {error}"]) from None
+    missing, problems = [], []
+    for name, refs in wanted.items():
+        refs = (refs,) if isinstance(refs, str) else refs
+        arrays[name] = []
+        for ref in refs:
+            try:
+                value = _column(table, ref)
+            except Exception as error:  # a memory-mapped PLY or an NPZ member fails only when its data is read
+                raise FolderFileError(path, [f"unreadable or corrupt: {type(error).__name__}: {error}"]) from None
+            if value is None:
+                missing.append(f"{ref!r} ({name})")
+            elif value.dtype.kind not in "biuf":
+                problems.append(f"field {ref!r} ({name}) is not numeric ({value.dtype})")
+            arrays[name].append(value)
     if missing:
         has = ", ".join(map(str, table[0])) or "nothing"
         hint = (f" (list the scene under `unlabeled:` in {spec.path.name} if it has no labels)"
                 if any("(label)" in m for m in missing) else "")
         raise FolderFileError(path, [f"missing field {', '.join(missing)}{hint}; the file has: {has}"])
+    if problems:
+        raise FolderFileError(path, problems)
     lengths = {len(v) for values in arrays.values() for v in values}
     if len(lengths) != 1:
         raise FolderFileError(path, [f"fields have different lengths {sorted(lengths)}"])
@@ -402,7 +411,6 @@ def read_scene_file(path: PathLike, spec: FolderSpec, scene_id: str) -> Scene:
     if n == 0:
         raise FolderFileError(path, ["empty: no points"])
 
-    problems = []
     coord = np.stack([np.asarray(arrays[a][0], dtype=np.float64) for a in "xyz"], axis=1)
     bad = ~np.isfinite(coord).all(1)
     if bad.any():

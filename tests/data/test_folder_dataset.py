@@ -194,3 +194,29 @@ def test_las_without_laspy_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_laspy)
     with pytest.raises(ImportError, match=r"needs laspy, the optional extra: pip install 'pcseg\[las\]'"):
         FolderDataset(tmp_path)[0]
+
+
+def test_non_numeric_field_and_cloudcompare_header(tmp_path):
+    scene = room(8, 300)
+    values = table(scene)
+    arrays = {name: values[:, i] for i, name in enumerate(COLUMNS)}
+    np.savez(tmp_path / "words.npz", **{**arrays, "red": np.array(["r"] * scene.num_points)})
+    with open(tmp_path / "cc.txt", "w") as handle:
+        handle.write("//X Y Z R G B label\n")
+        np.savetxt(handle, values, fmt="%.6f")
+    write_spec(tmp_path, splits=None)
+    source = FolderDataset(tmp_path)
+    assert_same(source[0], scene)
+    with pytest.raises(FolderFileError, match=r"words\.npz: field 'red' \(color\) is not numeric \(<U1\)"):
+        source[1]
+
+
+def test_the_module_docstring_example_is_a_valid_yaml(tmp_path):
+    import pcseg.data.folder as folder
+
+    doc = folder.__doc__
+    start = doc.index("```yaml\n") + len("```yaml\n")
+    (tmp_path / "example.yaml").write_text(doc[start:doc.index("```", start)])
+    spec = read_spec(tmp_path / "example.yaml")
+    assert spec.label_lut == {1: 0, 2: 1, 5: 2, 7: 3, 0: -1} and spec.color_max == 255
+    assert spec.fields["color"] == ("red", "green", "blue") and spec.unlabeled == ("scans_new",)
