@@ -8,7 +8,7 @@ Export (one pair of files per scene with picks, plus the class list):
 Scene ids with "/" (S3DIS "Area_5/office_1") become "Area_5__office_1" in file names; the CSV keeps the real id.
 
 Import reads any number of such CSVs with the label column filled by a class id or a class name (an empty label
-leaves the point unlabeled). Every row is checked against the dataset: unknown scene, malformed or out-of-range
+leaves the point unlabeled); `classes.csv` among them is skipped. Every row is checked against the dataset: unknown scene, malformed or out-of-range
 index, coordinates that do not match the point, unknown class id or name, a point listed twice, or a point that
 the previous budget already labels are all refused, each message naming the file and line. Accepted labels go to
 a NEW budget file (previous points + imported points) and to `<new>.labels.pt`, {scene_id: {"index": (K,) int64,
@@ -138,6 +138,8 @@ def read_annotations(paths: Sequence[PathLike], source,
             raise FileNotFoundError(f"annotation file not found: {path}")
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
+            if reader.fieldnames == ["id", "name"]:
+                continue  # the class list export writes next to the CSVs (so `DIR/*.csv` can be imported)
             missing = [c for c in ("scene", "index", "label") if c not in (reader.fieldnames or [])]
             if missing:
                 errors.append(f"{path}:1: missing column(s) {', '.join(missing)} (expected {','.join(COLUMNS)})")

@@ -85,6 +85,19 @@ def test_round_trip_puts_the_edited_labels_in_a_new_budget(exported):
         import_annotations(sorted(out.glob("*__*.csv")), source, previous, path)
 
 
+def test_the_class_list_among_the_csvs_is_skipped(exported):
+    """`pcseg labels import DIR/*.csv` (what `pcseg select --export` suggests) also matches DIR/classes.csv."""
+    source, tmp_path, _ = exported
+    out = tmp_path / "export"
+    rows = read_rows(out / "area_1__room_2.csv")
+    rows[1][5] = "chair"
+    write_rows(out / "area_1__room_2.csv", rows)
+    assert (out / "classes.csv") in set(out.glob("*.csv"))
+    path, annotations = import_annotations(sorted(out.glob("*.csv")), source, {}, tmp_path / "round_1.pt")
+    budget = read_budget(path)
+    assert annotations.num_labeled == 1 and list(budget) == ["area_1/room_2"] and budget["area_1/room_2"].tolist() == [0]
+
+
 def test_next_round_carries_the_labels_file_over(exported):
     source, tmp_path, _ = exported
     first = tmp_path / "a.csv"
