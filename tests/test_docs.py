@@ -3,22 +3,24 @@
 fails CI. The conventions for writing pages are in docs/CONTRIBUTING.md; in short:
 
 * A page is a session. Its blocks run in order in one fresh folder that holds `configs/`, a copy of the
-  repository's configs shrunk to seconds (TINY below: two generated scenes, a small SpUNet, two steps), so
-  `pcseg train configs/synthetic/supervised.yaml` on a page trains the real pipeline, only smaller. Files written by
-  one block are there for the next.
-* A bash block is split into commands (continuation lines joined, comments dropped); each runs from the page's
-  folder and must exit with status 0. A plain `pcseg ...` command runs in this process through `pcseg.cli.main`
-  (globs expanded like bash); anything else (pipes, redirections, variables, other programs) runs in `bash -c`
-  with the virtual environment's bin first on PATH. Python blocks run with `exec`, one namespace per block.
+  repository's configs shrunk to seconds (TINY below: two generated scenes, 20 cm voxels, a small SpUNet, two
+  steps), so `pcseg train configs/synthetic/supervised.yaml` on a page trains the real pipeline, only smaller.
+  Files written by one block are there for the next.
+* A bash block is split into commands (continuation lines joined, comments dropped, here documents kept whole);
+  each runs from the page's folder and must exit with status 0. A plain `pcseg ...` command runs in this process
+  through `pcseg.cli.main` (globs expanded like bash); anything else (pipes, redirections, variables, other
+  programs) runs in `bash -c` with the virtual environment's bin first on PATH. Python blocks run with `exec`, one
+  namespace per block. PNGs of in-process commands come from the numpy renderer (an Open3D child process costs
+  about 3 s a picture; tests/vis and tests/test_doctor.py cover Open3D).
 * `<!-- test: ... -->` lines right before a block steer it:
       no-run REASON        only parse the block (downloads, GPUs, installers, runs of hours); counted
-      setup NAME [ARGS]    create test files first (FIXTURES below: tiny raw releases, links to sample data)
+      setup NAME PATH      create test files first (FIXTURES below: tiny raw releases, links to sample data)
       expect TEXT          the block's output (stdout + stderr) contains TEXT
       status N             the block's last command exits with N instead of 0
 * Static checks over every block, run or not: each `pcseg` command line (also after `torchrun ... -m pcseg.cli`)
   parses with `pcseg.cli.build_parser()` under the rules of `pcseg.cli.main`, its KEY=VALUE overrides name real
-  config keys, and every `configs/...yaml` it names exists. Removing any option the pages use from the parser
-  makes these checks fail (test_removing_a_documented_option_is_caught).
+  config keys, and every `configs/...yaml` it names exists (or is written by the page). Removing any option the
+  pages use from the parser makes these checks fail (test_removing_a_documented_option_is_caught).
 """
 from __future__ import annotations
 
@@ -59,8 +61,8 @@ TINY = {
     "train": {"steps": 2, "checkpoint_every": 2, "log_every": 1, "eval_every": 0, "progress": False},
     "eval": {"batch_size": 1},
 }
-TINY_SLIDR = {"pretext_steps": 2, "pretext_batch": 2, "pretext_crop": 32, "image_channels": [8, 8],
-              "image_layers": [1, 1]}
+TINY_SLIDR = {"pretext_steps": 2, "pretext_batch": 2, "pretext_crop": 8, "image_channels": [8, 8],
+              "image_layers": [1, 1], "image_scale": 0.1}
 TINY_ACTIVE = {"rounds": 1}
 
 
@@ -117,17 +119,33 @@ def all_blocks() -> List[Block]:
     return [block for page in PAGES for block in extract_blocks(page)]
 
 
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+
+
 def shell_commands(code: str) -> List[str]:
-    """Logical commands of a bash block: continuation lines joined, blank and comment-only lines dropped."""
+    """Logical commands of a bash block: continuation lines joined, blank and comment-only lines dropped, a here
+    document kept with its command (lines joined by newlines, up to its terminator)."""
     commands, current = [], ""
-    for raw in code.splitlines():
+    lines = iter(code.splitlines())
+    for raw in lines:
         line = raw.rstrip()
         if not current and (not line.strip() or line.lstrip().startswith("#")):
             continue
         if line.endswith("\\"):
             current += line[:-1] + " "
             continue
-        commands.append(current + line)
+        command = current + line
+        heredoc = HEREDOC.search(command)
+        if heredoc:
+            body = []
+            for raw_body in lines:
+                body.append(raw_body)
+                if raw_body.strip() == heredoc.group(2):
+                    break
+            else:
+                raise AssertionError(f"here document {heredoc.group(2)!r} is not terminated: {command}")
+            command = "\n".join([command] + body)
+        commands.append(command)
         current = ""
     if current.strip():
         commands.append(current)
@@ -148,7 +166,7 @@ def _is_operator(word: str) -> bool:
 
 def pcseg_argvs(command: str) -> List[List[str]]:
     """The argument lists given to `pcseg` in a shell command (pipelines and `torchrun -m pcseg.cli` included)."""
-    words, argvs, segment = tokens(command), [], []
+    words, argvs, segment = tokens(command.split("\n", 1)[0]), [], []  # a here document's body is data
     for word in words + [";"]:
         if not _is_operator(word):
             segment.append(word)
@@ -175,9 +193,9 @@ def _valid_keys() -> Dict[str, set]:
     return keys
 
 
-def check_argv(parser, argv: Sequence[str], valid_keys: Dict[str, set]) -> List[str]:
+def check_argv(parser, argv: Sequence[str], valid_keys: Dict[str, set], created: Sequence[str] = ()) -> List[str]:
     """Problems of one `pcseg` argument list: what `pcseg.cli.main` would refuse before running anything, unknown
-    config keys in its overrides, and config files that do not exist."""
+    config keys in its overrides, and config files that neither exist nor are `created` by the page."""
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -199,7 +217,7 @@ def check_argv(parser, argv: Sequence[str], valid_keys: Dict[str, set]) -> List[
             problems.append(f"unknown config key {key!r} in {item!r}")
     for word in argv:
         for path in re.findall(r"(?:^|=)(configs/[\w./-]+\.yaml)$", word):
-            if not (REPO / path).is_file():
+            if not (REPO / path).is_file() and path not in created:
                 problems.append(f"config file {path} does not exist")
     return problems
 
@@ -214,7 +232,13 @@ def check_pages(parser, argvs: Optional[List[Tuple[Block, List[str]]]] = None) -
     keys = _valid_keys()
     return [f"{block.where}: pcseg {' '.join(argv)}: {problem}"
             for block, argv in (doc_argvs() if argvs is None else argvs)
-            for problem in check_argv(parser, argv, keys)]
+            for problem in check_argv(parser, argv, keys, created_configs(block.page))]
+
+
+def created_configs(page: Path) -> List[str]:
+    """Config files that a page writes itself (`cat > configs/NAME.yaml <<...`)."""
+    return [path for block in extract_blocks(page) if block.lang == "bash"
+            for path in re.findall(r">\s*(configs/[\w./-]+\.yaml)", block.code)]
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
@@ -389,9 +413,9 @@ class Session:
         return out.getvalue()
 
     def _shell(self, command: str) -> Tuple[int, str]:
-        words = tokens(command)
-        simple = words and words[0] == "pcseg" and not any(map(_is_operator, words)) and not re.search(r"[$`]",
-                                                                                                      command)
+        words = tokens(command.split("\n", 1)[0])
+        simple = (words and words[0] == "pcseg" and not any(map(_is_operator, words))
+                  and not re.search(r"[$`\n]", command))
         if not simple:
             proc = subprocess.run(["bash", "-c", "set -eo pipefail\n" + command], cwd=self.folder, env=self.env,
                                   capture_output=True, text=True, timeout=300)
@@ -434,11 +458,22 @@ def test_page_examples_run(page, tmp_path, monkeypatch, one_thread):
     real = render.render_images
     monkeypatch.setattr(render, "render_images", lambda job, backend="auto", timeout=300.0: real(
         job, "numpy" if backend == "auto" else backend, timeout))
+    # pages that add a model, method or dataset register it at run time: the registries are restored afterwards
+    from pcseg.data import DATASETS, DEFAULTS
+    from pcseg.methods import METHODS
+    from pcseg.models import MODELS
+
+    saved = [(registry, dict(registry)) for registry in (DATASETS, DEFAULTS, METHODS, MODELS)]
     session = Session(tmp_path)
-    for block in blocks:
-        tic = time.perf_counter()
-        session.run_block(block)
-        print(f"{block.where}: {time.perf_counter() - tic:.1f} s")
+    try:
+        for block in blocks:
+            tic = time.perf_counter()
+            session.run_block(block)
+            print(f"{block.where}: {time.perf_counter() - tic:.1f} s")
+    finally:
+        for registry, content in saved:
+            registry.clear()
+            registry.update(content)
 
 
 def test_every_block_is_known_and_most_run():
@@ -533,6 +568,9 @@ def test_static_checks_catch_mistakes():
         ["config", "configs/a.yaml"], ["demo", "--quick"]]
     assert shell_commands("# note\npcseg train a.yaml \\\n   --out x  # why\n\nls\n") == [
         "pcseg train a.yaml     --out x  # why", "ls"]
+    assert shell_commands("cat > c.yaml <<'YAML'\ndata:\n  root: x  # don't\nYAML\npcseg train c.yaml\n") == [
+        "cat > c.yaml <<'YAML'\ndata:\n  root: x  # don't\nYAML", "pcseg train c.yaml"]
+    assert pcseg_argvs("cat > c.yaml <<'YAML'\npcseg: 1\nYAML") == []
 
 
 def test_directives_and_fences(tmp_path):
