@@ -104,7 +104,8 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = _opt(1, "scenes per evaluation batch")
     tta_rotations: int = _opt(1, "test-time augmentation: average probabilities over this many z rotations")
-    save_predictions: bool = _opt(False, "write per-scene predictions (.npy, one label per original point)")
+    save_predictions: bool = _opt(False, "write the predictions of every evaluation to "
+                                         "<train.out_dir>/predictions/<scene>.npy (one label per point)")
     use_ema: bool = _opt(False, "evaluate the EMA weights instead of the trained ones (needs train.ema_decay > 0)")
 
 

@@ -47,8 +47,9 @@ class Trainer:
 
     train_set    torch Dataset indexed by (index, epoch) keys (see ResumableBatchSampler) -> one sample
     collate_fn   list of samples -> PointBatch
-    evaluate     optional callable(module) -> metrics dict with 'miou' (run every train.eval_every steps and at the
-                 end on every rank; it reduces over ranks itself)
+    evaluate     optional callable(module, save_dir=None) -> metrics dict with 'miou' (run every train.eval_every
+                 steps and at the end on every rank; it reduces over ranks itself); save_dir is
+                 `<train.out_dir>/predictions` with eval.save_predictions
     extra_state  stored in every checkpoint under 'meta' (class names, input channels, ...)
 
     Checkpoints go to `<train.out_dir>/last.pt`; logs to `log.csv` and `tb/`; the resolved config to
@@ -230,7 +231,10 @@ class Trainer:
     def _run_eval(self, logger: Optional[RunLogger]) -> Dict[str, Any]:
         use_ema = self.cfg.eval.use_ema and self.ema is not None
         module = self.ema.module if use_ema else self.method
-        metrics = self.evaluate(module)
+        if self.cfg.eval.save_predictions:  # the evaluator's scene files, overwritten by each evaluation
+            metrics = self.evaluate(module, save_dir=self.out_dir / "predictions")
+        else:
+            metrics = self.evaluate(module)
         self.method.train()
         self._record(logger, {"val/miou": metrics["miou"], "val/acc": metrics["acc"]})
         return metrics
