@@ -174,6 +174,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows = run_demo(Path(args.out), quick=args.quick, extra=tuple(args.overrides), progress=not args.no_progress)
     print(format_table(rows))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
+    for row in rows:
+        if row["png"]:
+            print(f"{row['name']}: {row['png']} (first held-out room: ground truth | prediction | errors in red)")
     return 0
 
 

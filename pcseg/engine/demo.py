@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def run_demo(out_dir: Path, quick: bool = False, extra: Sequence[str] = (), prog
     for name, overrides in runs:
         slug = name.replace(" ", "_").replace("%", "pct").replace(".", "")
         cfg = load_config(overrides=DEMO + (QUICK if quick else ()) + tuple(overrides) + tuple(extra) + (
-            f"train.out_dir={out_dir / slug}", f"train.progress={progress}"))
+            f"train.out_dir={out_dir / slug}", f"train.progress={progress}", "eval.save_predictions=true"))
         for split in (cfg.data.train_split, cfg.data.val_split):
             if split not in sources:
                 sources[split] = build_source(cfg, split)
@@ -61,10 +61,28 @@ def run_demo(out_dir: Path, quick: bool = False, extra: Sequence[str] = (), prog
         metrics = result["eval"]
         rows.append({"name": name, "labeled_points": labeled_points(trainer.loader.dataset),
                      "total_points": labeled_points_total(trainer.loader.dataset), "miou": metrics["miou"],
-                     "acc": metrics["acc"], "iou": metrics["iou"], "seconds": seconds})
+                     "acc": metrics["acc"], "iou": metrics["iou"], "seconds": seconds,
+                     "png": render_first_scene(sources[cfg.data.val_split], out_dir / slug, quick)})
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def render_first_scene(source, run_dir: Path, quick: bool) -> Optional[str]:
+    """`<run_dir>/val_scene.png`: the first held-out room from above and from the side, ground truth |
+    prediction | errors (red), ceiling hidden. Returns the path, or None (with a note) if rendering failed."""
+    from pcseg.vis import get_palette, render_png
+
+    scene = source[0]
+    pred_file = run_dir / "predictions" / f"{scene.scene_id}.npy"
+    try:
+        result = render_png(run_dir / "val_scene.png", scene, pred=np.load(pred_file),
+                            palette=get_palette(None, class_names=source.class_names), hide_classes=["ceiling"],
+                            panel_size=(240, 180) if quick else (480, 360))
+    except Exception as err:  # a picture is a bonus: never lose the trained runs over it
+        print(f"[pcseg demo] could not render {run_dir / 'val_scene.png'}: {err}")
+        return None
+    return str(result.path)
 
 
 def labeled_points_total(dataset) -> int:

@@ -26,6 +26,11 @@ def test_demo_quick(tmp_path, capsys):
     assert full["labeled_points"] == full["total_points"] > 0
     assert 0 < weak["labeled_points"] < full["labeled_points"] / 100
     assert all(0.0 <= r["miou"] <= 1.0 for r in rows)
+    from PIL import Image
+
+    for r in rows:  # a picture of the first held-out room per run, not blank
+        pixels = np.asarray(Image.open(r["png"]).convert("RGB"))
+        assert r["png"] in out and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 5
 
 
 def test_train_resume_eval(tmp_path, capsys):
