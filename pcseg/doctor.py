@@ -39,7 +39,7 @@ OPTIONAL: Tuple[Tuple[str, Tuple[str, ...], str, str], ...] = (
     ("tensorboard", ("tensorboard",),
      "TensorBoard event files in <train.out_dir>/tb (without it training logs to log.csv only)",
      "pip install 'pcseg[log]'"),
-    ("laspy", ("laspy",), "reading LAS/LAZ point files", "pip install 'pcseg[las]'"),
+    ("laspy", ("laspy",), "LAS/LAZ scene files of a folder dataset (data.dataset: folder)", "pip install 'pcseg[las]'"),
     ("torch-scatter", ("torch-scatter",),
      "not needed: pcseg._C's segment ops do pcseg's scatter/segment reductions",
      "pip install --no-build-isolation torch-scatter   (builds from source, about 8 minutes)"),
@@ -216,7 +216,7 @@ def collect(render: bool = True, thorough: bool = False) -> Dict[str, Any]:
     report["spconv"] = spconv_info(installed, report["torch"]["cuda_build"])
     report["optional"]["spconv"]["installed"] = dict(report["spconv"]["wheels"])  # any spconv* wheel counts
     if installed.get("laspy") and not any(importlib.util.find_spec(m) for m in ("lazrs", "laszip")):
-        report["optional"]["laspy"]["note"] = "reads .las; .laz also needs lazrs: pip install 'laspy[lazrs]'"
+        report["optional"]["laspy"]["note"] = "reads .las; .laz also needs its lazrs backend: pip install 'pcseg[las]'"
     open3d = report["optional"]["Open3D"]
     if open3d["installed"] and render:
         open3d["render"] = render_check()

@@ -77,7 +77,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(REPO)}:{self.line}"
+        page = self.page.relative_to(REPO) if REPO in self.page.parents else self.page
+        return f"{page}:{self.line}"
 
     def values(self, key: str) -> List[str]:
         return [value for k, value in self.directives if k == key]
@@ -583,3 +584,27 @@ def test_directives_and_fences(tmp_path):
     assert first.directives == [("setup", "scannet-raw raw"), ("expect", "mIoU")] and first.runs
     assert second.lang == "python" and second.directives == [] and second.runs  # words in between cut the link
     assert third.lang == "text" and third.code == "```\n" and not third.runs
+
+
+def test_runner_fails_where_a_page_is_wrong(tmp_path, monkeypatch):
+    """A failing command, an unmet expectation, a wrong exit status and a raising python block all fail."""
+    monkeypatch.chdir(tmp_path)
+    session = Session(tmp_path)
+    page = tmp_path / "p.md"
+
+    def block(lang, code, *directives):
+        return Block(page, 1, lang, code, list(directives))
+
+    assert "max_points: 0" in session.run_block(block("bash", "pcseg config configs/synthetic/supervised.yaml\n"))
+    with pytest.raises(AssertionError, match="exited with 2"):
+        session.run_block(block("bash", "pcseg config configs/synthetic/nothing.yaml\n"))
+    with pytest.raises(AssertionError, match="exited with 1"):
+        session.run_block(block("bash", "ls configs\nfalse\n"))
+    with pytest.raises(AssertionError, match="output lacks 'lr: 7'"):
+        session.run_block(block("bash", "pcseg config\n", ("expect", "lr: 7")))
+    with pytest.raises(AssertionError, match=r"exited with 0 \(expected 1\)"):
+        session.run_block(block("bash", "pcseg config\n", ("status", "1")))
+    with pytest.raises(ZeroDivisionError):
+        session.run_block(block("python", "1 / 0\n"))
+    session.run_block(block("bash", "cat > configs/c.yaml <<'YAML'\ntrain:\n  steps: 7\nYAML\n"))
+    assert "steps: 7" in session.run_block(block("bash", "pcseg config configs/c.yaml\n"))
