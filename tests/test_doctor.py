@@ -139,3 +139,22 @@ def test_thorough_compares_spconv_with_native(capsys):
     assert main(["doctor", "--no-render", "--thorough"]) == 0
     out = capsys.readouterr().out
     assert "check: import" in out and "(agree)" in out
+
+
+def test_report_of_a_cuda_machine():
+    """The CUDA lines, on findings as a GPU machine would give them (this test runs anywhere)."""
+    report = doctor.collect(render=False)
+    report["torch"].update(version="2.13.0+cu126", cuda_build="12.6", cuda_available=True, cudnn=91000,
+                           devices=["cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"])
+    report["extension"].update(built=True, path="/x/_C.so", cpu_ops=["voxelize", "segment", "knn_query"],
+                               cuda_ops=["voxelize", "segment"])
+    report["spconv"] = doctor.spconv_info({"spconv-cu126": "2.3.8", "cumm-cu126": "0.7.11"}, "12.6")
+    text = doctor.format_report(report)
+    assert "torch         2.13.0+cu126: CUDA 12.6 build, cuDNN 91000" in text
+    assert "CUDA available: yes" in text and "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)" in text
+    assert "CUDA kernels: voxelize, segment" in text
+    assert "on CUDA, these run their pure-torch reference: knn_query" in text
+    assert "CUDA 12.6 wheel matches torch's CUDA 12.6" in text and "problem" not in text
+    report["extension"]["cuda_ops"] = []
+    text = doctor.format_report(report)
+    assert "problem: a GPU is present but the extension has no CUDA kernels; rebuild with FORCE_CUDA=1" in text
