@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pcseg.cli import main
+from pcseg.data.synthetic_indoor import INDOOR_CLASSES
 from pcseg.engine.demo import QUICK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def test_train_resume_eval(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", CONFIG, "--out", str(out), *TINY]) == 0
     state = torch.load(out / "last.pt", weights_only=False)
-    assert state["step"] == 3 and state["meta"]["num_classes"] == 12
+    assert state["step"] == 3 and state["meta"]["num_classes"] == len(INDOOR_CLASSES)
     # resume a finished run for two more steps
     assert main(["train", CONFIG, "--out", str(out), *TINY, "train.steps=5", "--resume", str(out / "last.pt")]) == 0
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 5
@@ -52,7 +53,7 @@ def test_train_resume_eval(tmp_path, capsys):
     files = sorted(pred_dir.glob("*.npy"))
     assert [f.stem for f in files] == ["indoor_val_0000"]
     pred = np.load(files[0])
-    assert pred.dtype == np.int64 and pred.min() >= 0 and pred.max() < 12
+    assert pred.dtype == np.int64 and pred.min() >= 0 and pred.max() < len(INDOOR_CLASSES)
     assert len(pred) == metrics["points"]  # every original point predicted (the generator labels all points)
 
 
@@ -60,6 +61,6 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", CONFIG, "--out", str(out), *TINY, "train.steps=1"]) == 0
     capsys.readouterr()
-    code = main(["eval", str(out / "last.pt"), "model.channels=[8,16,16,16,16,16]"])
+    code = main(["eval", str(out / "last.pt"), "model.channels=[8,16,32,16,16,16,8,8]"])
     err = capsys.readouterr().err
     assert code == 2 and "does not fit the model" in err and "shape mismatch" in err and "vs model" in err
