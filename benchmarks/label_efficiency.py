@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pcseg.engine.demo import run_demo  # noqa: E402
 
-# Method settings on the synthetic default (the demo's 5 cm voxels on 40k-point rooms): CPCM's grid follows the
+# Method settings on the synthetic default (the demo's 8 cm voxels on 40k-point rooms): CPCM's grid follows the
 # authors' rule (coarser G for more labels, finer and heavier for fewer).
 METHOD_OVERRIDES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     "cpcm": {"default": ("method.name=cpcm", "method.grid_size=4", "method.mask_weight=5.0"),

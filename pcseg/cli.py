@@ -33,11 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train and evaluate full vs 0.1%% supervision on synthetic rooms",
                        description="Train the SpUNet on generated indoor rooms with full labels and with a 0.1%% "
-                                   "label budget, evaluate both on held-out rooms and print a table (a few "
-                                   "minutes on 2 CPU cores).")
+                                   "label budget, evaluate both on held-out rooms and print a table (about 5 "
+                                   "minutes on 2 CPU cores); --with cpcm adds CPCM on the same budget.")
     p.add_argument("--out", default="runs/demo", help="output folder (checkpoints, logs, results.json)")
     p.add_argument("--quick", action="store_true", help="tiny data and model, a few steps (seconds; for tests)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--with", dest="with_rows", action="append", default=[], metavar="METHOD",
+                   help="add a method's row to the table (repeatable): cpcm (0.1%% labels, about 4 more minutes)")
     _add_overrides(p)
 
     p = sub.add_parser("train", help="train a model from a config",
@@ -169,9 +171,10 @@ def _is_user_error(err: Exception) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pcseg.engine.demo import format_table, run_demo
+    from pcseg.engine.demo import demo_runs, format_table, run_demo
 
-    rows = run_demo(Path(args.out), quick=args.quick, extra=tuple(args.overrides), progress=not args.no_progress)
+    rows = run_demo(Path(args.out), quick=args.quick, extra=tuple(args.overrides), progress=not args.no_progress,
+                    runs=demo_runs(args.with_rows))
     print(format_table(rows))
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     for row in rows:

@@ -216,7 +216,7 @@ DATASETS: Dict[str, type] = {
 }
 
 DEFAULTS: Dict[str, DatasetDefaults] = {
-    "synthetic_indoor": DatasetDefaults(0.05, ("color",), "indoor"),
+    "synthetic_indoor": DatasetDefaults(0.08, ("color",), "indoor"),
     "synthetic_outdoor": DatasetDefaults(0.1, ("strength",), "outdoor"),
     "scannet": DatasetDefaults(0.02, ("color",), "indoor"),
     "s3dis": DatasetDefaults(0.05, ("color",), "indoor"),

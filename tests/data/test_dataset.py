@@ -19,7 +19,7 @@ def test_registry_names_and_defaults():
 
 def test_build_dataset_synthetic():
     train = build_dataset("synthetic_indoor", None, "train", num_scenes=2, points_per_scene=2000, max_points=1500)
-    assert isinstance(train.transforms, Compose) and train.voxel_size == 0.05
+    assert isinstance(train.transforms, Compose) and train.voxel_size == DEFAULTS["synthetic_indoor"].voxel_size == 0.08
     assert train.class_names[0] == "floor" and train.num_classes == 11 and train.in_channels == 3
     sample = train[0]
     assert len(sample.coord) == 1500 and sample.feat.shape[1] == 3

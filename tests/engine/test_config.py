@@ -106,12 +106,10 @@ def test_every_shipped_config_loads(path):
 
 def test_synthetic_configs_are_the_demo_runs():
     """configs/synthetic/{supervised,ce_0.1pct,cpcm_0.1pct}.yaml train exactly what `pcseg demo` trains."""
-    from pcseg.engine.demo import DEMO, RUNS
+    from pcseg.engine.demo import DEMO, EXTRA_RUNS, RUNS
 
     folder = Path(__file__).resolve().parents[2] / "configs" / "synthetic"
-    runs = dict(RUNS)
+    runs = dict(RUNS + list(EXTRA_RUNS.values()))
     for name, row in [("supervised", "supervised full"), ("ce_0.1pct", "supervised 0.1%"), ("cpcm_0.1pct", "cpcm 0.1%")]:
-        if row not in runs:
-            continue
         shipped = load_config(folder / f"{name}.yaml", ["train.out_dir=x"])
         assert shipped == load_config(overrides=DEMO + runs[row] + ("train.out_dir=x",)), name

@@ -34,6 +34,17 @@ def test_demo_quick(tmp_path, capsys):
         assert r["png"] in out and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 5
 
 
+
+def test_demo_with_cpcm_row(tmp_path, capsys):
+    assert main(["demo", "--quick", "--no-progress", "--with", "cpcm", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["name"] for r in rows] == ["supervised full", "supervised 0.1%", "cpcm 0.1%"]
+    assert rows[2]["labeled_points"] == rows[1]["labeled_points"]  # the same budget as the CE row
+    capsys.readouterr()
+    assert main(["demo", "--quick", "--with", "hpal", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown row hpal; choose from cpcm" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
 def test_train_resume_eval(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", CONFIG, "--out", str(out), *TINY]) == 0
