@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-pcseg_install "spconv,open3d"
+pcseg_install "spconv,open3d,log"
 pcseg demo "$@"
