@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 OVERRIDES_HELP = ("config overrides section.key=value, e.g. optim.lr=0.02 data.budget=ratio:0.001 "
                   "model.channels=[32,64,128] (`pcseg config` lists every key)")

@@ -259,7 +259,8 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     finally:
         if method is not None:
             method.train(was_training)
-    selection = _select(pools, cfg, round_budget(sum(p.num_points for p in pools), ratio, num_points))
+    selection = _select(pools, cfg, round_budget(sum(p.num_points for p in pools), ratio, num_points),
+                        labelable_only)
     if cache is not None:
         cache.clear()
     return selection
@@ -297,9 +298,13 @@ def _score_all(source, cfg, previous, rate, method, voxel_size, features, device
     return pools
 
 
-def _select(pools: List[ScenePool], cfg: ActiveConfig, budget: int) -> Selection:
+def _select(pools: List[ScenePool], cfg: ActiveConfig, budget: int, labelable_only: bool = False) -> Selection:
     total = sum(p.num_points for p in pools)
     candidates = sum(p.candidates for p in pools)
+    if budget > candidates and labelable_only:
+        raise ValueError(f"cannot pick {budget} points: the oracle labels picks from the ground truth, and only "
+                         f"{candidates} points of the training set have a ground-truth label and are not labeled "
+                         "yet (for scenes without labels, export the picks for annotators instead of --oracle)")
     if budget > candidates:
         raise ValueError(f"cannot pick {budget} points: the training set has only {candidates} unlabeled points "
                          "that could be picked")

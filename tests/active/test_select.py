@@ -78,8 +78,10 @@ def test_annotator_mode_may_pick_points_without_ground_truth():
     source = TinySource(num_scenes=1, points=70)
     selection = run(source, ActiveConfig(strategy="random"), num_points=70, labelable_only=False)
     assert total(selection.picks) == 70
-    with pytest.raises(ValueError, match="only 60 unlabeled points"):
+    with pytest.raises(ValueError, match="only 60 points of the training set have a ground-truth label"):
         run(source, ActiveConfig(strategy="random"), num_points=61)
+    with pytest.raises(ValueError, match="has only 70 unlabeled points"):
+        run(source, ActiveConfig(strategy="random"), num_points=71, labelable_only=False)
 
 
 def test_bad_requests():

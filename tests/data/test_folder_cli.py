@@ -92,7 +92,9 @@ def test_select_first_labels_of_an_unlabeled_folder_from_geometry(tmp_path, caps
     # oracle mode needs ground truth, which an unlabeled folder has none of
     code = main(["select", "--strategy", "coverage", "--points", "5", "--oracle", "--out", str(tmp_path / "b.pt"),
                  *data])
-    assert code == 2 and "only 0 unlabeled points that could be picked" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "the oracle labels picks from the ground truth, and only 0 points" in err
+    assert "export the picks for annotators instead of --oracle" in err and not (tmp_path / "b.pt").exists()
 
 
 def test_slidr_needs_camera_images(tmp_path):
