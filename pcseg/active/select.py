@@ -301,13 +301,12 @@ def _score_all(source, cfg, previous, rate, method, voxel_size, features, device
 def _select(pools: List[ScenePool], cfg: ActiveConfig, budget: int, labelable_only: bool = False) -> Selection:
     total = sum(p.num_points for p in pools)
     candidates = sum(p.candidates for p in pools)
-    if budget > candidates and labelable_only:
-        raise ValueError(f"cannot pick {budget} points: the oracle labels picks from the ground truth, and only "
-                         f"{candidates} points of the training set have a ground-truth label and are not labeled "
-                         "yet (for scenes without labels, export the picks for annotators instead of --oracle)")
     if budget > candidates:
-        raise ValueError(f"cannot pick {budget} points: the training set has only {candidates} unlabeled points "
-                         "that could be picked")
+        raise ValueError(f"cannot pick {budget} points: " + (
+            f"the oracle labels picks from the ground truth, and only {candidates} points of the training set have "
+            "a ground-truth label and are not labeled yet (for scenes without labels, export the picks for "
+            "annotators instead of --oracle)" if labelable_only else
+            f"the training set has only {candidates} unlabeled points that could be picked"))
     scene = torch.cat([torch.full((len(p.index),), i, dtype=torch.long) for i, p in enumerate(pools)])
     index = torch.cat([p.index for p in pools])
     score = torch.cat([p.score for p in pools])
