@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                                                            f"train.out_dir={out / f'seed{seed}' / name}"))
             rows[name][seed] = train_once(run_cfg, sources)
             print(f"[seed {seed}] {name:>6} at the final budget: mIoU {100 * rows[name][seed]:.1f}", flush=True)
-        full_cfg = load_config(None, seeded + ("method.name=supervised", f"train.out_dir={out / f'seed{seed}' / 'full'}"))
+        full_cfg = load_config(None, seeded + ("method.name=supervised",
+                                                f"train.out_dir={out / f'seed{seed}' / 'full'}"))
         rows["full"][seed] = train_once(full_cfg, sources)
         print(f"[seed {seed}]   full supervision: mIoU {100 * rows['full'][seed]:.1f}  "
               f"({time.perf_counter() - tic:.0f}s so far)", flush=True)

@@ -34,7 +34,6 @@ def test_demo_quick(tmp_path, capsys):
         assert r["png"] in out and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 5
 
 
-
 def test_demo_with_cpcm_row(tmp_path, capsys):
     assert main(["demo", "--quick", "--no-progress", "--with", "cpcm", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "results.json").read_text())
@@ -44,6 +43,7 @@ def test_demo_with_cpcm_row(tmp_path, capsys):
     assert main(["demo", "--quick", "--with", "hpal", "--out", str(tmp_path / "x")]) == 2
     assert "unknown row hpal; choose from cpcm" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
 
 def test_train_resume_eval(tmp_path, capsys):
     out = tmp_path / "run"
