@@ -11,8 +11,9 @@ weight 10; S3DIS adds the augmentation consistency with weight 2.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +120,28 @@ def grid_symmetry(grid_coord: torch.Tensor, generator: Optional[torch.Generator]
     return out.to(grid_coord.dtype)
 
 
+@contextmanager
+def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
+    """Inside the block, batch-norm layers of `module` still normalise with batch statistics (in training mode) but
+    leave their running mean and variance as they were.
+
+    The extra views of a step (masked, augmented) must not move the running statistics: evaluation sees only full
+    views, and a masked view, with 75% of its inputs zero, has other statistics than a full one.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running <- (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum, tracked in saved:
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
 class CPCM(Supervised):
     """Supervised CE on the full view + masked-view consistency (+ optional augmentation consistency).
 
@@ -168,7 +191,8 @@ class CPCM(Supervised):
         mask = self.make_mask(batch.grid_coord)
         masked_feat = batch.feat.masked_fill(mask[:, None], 0.0)
         # same voxels: the masked view reuses the full view's kernel maps
-        masked = self.head(self.backbone(x.replace_feature(masked_feat)).feats)
+        with frozen_norm_statistics(self):
+            masked = self.head(self.backbone(x.replace_feature(masked_feat)).feats)
         if bool(mask.any()):
             losses["mask_consistency"] = cfg.mask_weight * divergence(masked[mask], target[mask])
         else:
@@ -177,6 +201,7 @@ class CPCM(Supervised):
         if cfg.aug_weight > 0:
             feat = batch.feat + cfg.feature_noise * torch.randn_like(batch.feat)
             view = SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
-            augmented = self.head(self.backbone(view).feats)
+            with frozen_norm_statistics(self):
+                augmented = self.head(self.backbone(view).feats)
             losses["aug_consistency"] = cfg.aug_weight * divergence(augmented, target)
         return losses

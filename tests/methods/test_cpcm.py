@@ -5,6 +5,7 @@ from torch import nn
 from pcseg.methods.cpcm import (
     CPCM,
     block_mask,
+    frozen_norm_statistics,
     grid_symmetry,
     js_divergence,
     kl_divergence,
@@ -170,6 +171,46 @@ def test_augmentation_consistency_term():
     losses = method(_batch(coords))
     assert set(losses) == {"ce", "mask_consistency", "aug_consistency"}
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+class _NormBackbone(nn.Module):
+    """Linear + BatchNorm on the voxel features, the layers whose running statistics CPCM's extra views must keep."""
+
+    out_channels = 4
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.norm = nn.BatchNorm1d(4, momentum=0.5)
+
+    def forward(self, x):
+        return x.replace_feature(self.norm(self.linear(x.feats)))
+
+
+def test_frozen_norm_statistics_keeps_running_stats_but_normalises_with_the_batch():
+    norm = nn.BatchNorm1d(3, momentum=0.5).train()
+    x = torch.randn(50, 3) * 4 + 2
+    before = (norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone())
+    with frozen_norm_statistics(norm):
+        y = norm(x)
+    assert torch.equal(norm.running_mean, before[0]) and torch.equal(norm.running_var, before[1])
+    assert torch.equal(norm.num_batches_tracked, before[2]) and norm.momentum == 0.5
+    assert torch.allclose(y.mean(0), torch.zeros(3), atol=1e-5)  # batch statistics, not the running ones
+    norm(x)
+    assert not torch.equal(norm.running_mean, before[0])  # outside the block the statistics move again
+
+
+@pytest.mark.parametrize("aug_weight", [0.0, 2.0])
+def test_extra_views_leave_batch_norm_running_statistics_to_the_full_view(aug_weight):
+    torch.manual_seed(0)
+    batch = _batch(_grid())
+    method = CPCM(_NormBackbone(), 3, CPCM.Config(aug_weight=aug_weight)).train()
+    reference = CPCM(_NormBackbone(), 3, CPCM.Config()).train()
+    reference.load_state_dict(method.state_dict())
+    method(batch)
+    reference.voxel_logits(batch)  # the full view alone
+    for name, value in reference.state_dict().items():
+        assert torch.equal(method.state_dict()[name], value), name
 
 
 def test_bad_config():
