@@ -45,6 +45,21 @@ def test_demo_with_cpcm_row(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_run_demo_generates_the_rooms_once_for_calls_sharing_sources(tmp_path, monkeypatch):
+    import pcseg.engine.build as build
+    from pcseg.engine.demo import run_demo
+
+    built = []
+    real = build.build_source
+    monkeypatch.setattr(build, "build_source", lambda cfg, split: built.append(split) or real(cfg, split))
+    sources = {}
+    runs = [("supervised full", ("method.name=supervised",))]
+    first = run_demo(tmp_path / "a", quick=True, progress=False, runs=runs, sources=sources)
+    second = run_demo(tmp_path / "b", quick=True, progress=False, runs=runs, sources=sources)
+    assert sorted(built) == ["train", "val"] and set(sources) == {"train", "val"}
+    assert first[0]["total_points"] == second[0]["total_points"] > 0
+
+
 def test_train_resume_eval(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", CONFIG, "--out", str(out), *TINY]) == 0
