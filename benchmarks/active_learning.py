@@ -9,7 +9,7 @@ in `--rounds` selection rounds) it compares:
 and prints the per-round table (labeled points, mIoU as mean +- half the range over seeds) and the final
 comparison with the ratio to full supervision.
 
-    python benchmarks/active_learning.py                     # the default size: about 50 min on 2 cores
+    python benchmarks/active_learning.py                     # the default size: about an hour per seed
     python benchmarks/active_learning.py --quick             # seconds, a smoke test, not a score
     python benchmarks/active_learning.py --seeds 0 1 2 data.num_train_scenes=24 train.threads=2
 
