@@ -4,7 +4,9 @@ Each step runs the backbone twice: on the full view and on a masked view whose v
 a random subset of regions. Cross-entropy supervises the labeled points of the full view; a consistency loss pulls
 the masked view's predictions on the masked voxels towards the full view's, so the network learns to infer a
 region's classes from its context. Optionally a second, augmented full view (a symmetry of the voxel grid plus
-feature noise) is held consistent with the first.
+feature noise) is held consistent with the first. With `two_streams` (the recipe of the authors' training scripts)
+that augmented copy also gets a CE term and is the view that is masked; the masked view then follows both the
+copy ("self") and the full view ("corr").
 
 Settings of the authors' scripts: mask ratio 0.75; 0.1% labels G=4 with mask-loss weight 5; 0.01% labels G=8 with
 weight 10; S3DIS adds the augmentation consistency with weight 2.
@@ -145,7 +147,7 @@ def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
 class CPCM(Supervised):
     """Supervised CE on the full view + masked-view consistency (+ optional augmentation consistency).
 
-    Losses (training mode): {'ce', 'mask_consistency'[, 'aug_consistency']}, each already weighted.
+    Losses (training mode): {'ce', 'mask_consistency'[, 'ce_aux'][, 'aug_consistency']}, each already weighted.
     """
 
     @dataclass
@@ -162,6 +164,9 @@ class CPCM(Supervised):
         mask_weight: float = field(default=5.0, metadata={"help": "weight of the masked-view consistency"})
         aug_weight: float = field(default=0.0, metadata={"help": "weight of the augmented-view consistency (0=off)"})
         feature_noise: float = field(default=0.05, metadata={"help": "augmented view: std of feature noise"})
+        two_streams: bool = field(default=False, metadata={
+            "help": "the authors' two-stream recipe: an augmented copy of the batch gets its own CE and is the "
+                    "one masked; the masked view follows both the copy and the full view"})
         detach_target: bool = field(default=True, metadata={"help": "no gradient through the full-view target"})
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: "CPCM.Config") -> None:
@@ -188,20 +193,35 @@ class CPCM(Supervised):
         losses = {"ce": cross_entropy(full[batch.inverse], batch.label, cfg.label_smoothing)}
         target = full.detach() if cfg.detach_target else full
 
+        if cfg.two_streams:  # the masked view is made from an augmented copy that has its own CE
+            view = self.augmented_view(batch)
+            with frozen_norm_statistics(self):
+                augmented = self.head(self.backbone(view).feats)
+            losses["ce_aux"] = cross_entropy(augmented[batch.inverse], batch.label, cfg.label_smoothing)
+            source, targets = view, [augmented.detach() if cfg.detach_target else augmented, target]
+        else:
+            source, targets = x, [target]
         mask = self.make_mask(batch.grid_coord)
-        masked_feat = batch.feat.masked_fill(mask[:, None], 0.0)
-        # same voxels: the masked view reuses the full view's kernel maps
+        masked_feat = source.feats.masked_fill(mask[:, None], 0.0)
+        # same voxels: the masked view reuses the kernel maps of the view it masks
         with frozen_norm_statistics(self):
-            masked = self.head(self.backbone(x.replace_feature(masked_feat)).feats)
-        if bool(mask.any()):
-            losses["mask_consistency"] = cfg.mask_weight * divergence(masked[mask], target[mask])
+            masked = self.head(self.backbone(source.replace_feature(masked_feat)).feats)
+        if bool(mask.any()):  # two streams: "self" (the augmented copy) and "corr" (the full view), averaged
+            consistency = sum(divergence(masked[mask], t[mask]) for t in targets) / len(targets)
+            losses["mask_consistency"] = cfg.mask_weight * consistency
         else:
             losses["mask_consistency"] = masked.sum() * 0.0
 
         if cfg.aug_weight > 0:
-            feat = batch.feat + cfg.feature_noise * torch.randn_like(batch.feat)
-            view = SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
-            with frozen_norm_statistics(self):
-                augmented = self.head(self.backbone(view).feats)
+            if not cfg.two_streams:
+                view = self.augmented_view(batch)
+                with frozen_norm_statistics(self):
+                    augmented = self.head(self.backbone(view).feats)
             losses["aug_consistency"] = cfg.aug_weight * divergence(augmented, target)
         return losses
+
+    def augmented_view(self, batch: PointBatch) -> SparseTensor:
+        """The batch under a random symmetry of each scene's grid, with Gaussian feature noise; voxel i of the view is
+        voxel i of the batch."""
+        feat = batch.feat + self.cfg.feature_noise * torch.randn_like(batch.feat)
+        return SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pcseg.methods.cpcm import (
@@ -14,6 +15,7 @@ from pcseg.methods.cpcm import (
     sample_cells,
 )
 from pcseg.ops import region_partition
+from pcseg.sparse import SparseTensor
 
 
 def _grid(n=3000, batch_size=2, seed=0):
@@ -173,6 +175,29 @@ def test_augmentation_consistency_term():
     assert all(torch.isfinite(v) for v in losses.values())
 
 
+def test_two_streams_mask_the_augmented_copy_and_follow_both_views():
+    torch.manual_seed(0)
+    batch = _batch(_grid())
+    backbone = _Recorder()
+    method = CPCM(backbone, 3, CPCM.Config(two_streams=True, mask_weight=5.0))
+    losses = method(batch)
+    assert set(losses) == {"ce", "ce_aux", "mask_consistency"}
+    full_in, aux_in, masked_in = backbone.calls
+    assert torch.equal(full_in, batch.feat)
+    noise = aux_in - batch.feat
+    assert 0.02 < float(noise.std()) < 0.1  # the copy carries the feature noise (std 0.05)
+    zero = (masked_in == 0).all(1)
+    assert 0.6 < zero.float().mean() < 0.9
+    assert torch.equal(masked_in[~zero], aux_in[~zero]), "the masked view is not the augmented copy"
+    # the consistency is the mean of "self" (masked vs copy) and "corr" (masked vs full view)
+    with torch.no_grad():
+        full, aux, masked = (method.head(backbone(SparseTensor(f, batch.grid_coord)).feats)
+                             for f in (full_in, aux_in, masked_in))
+    expected = 5.0 * (js_divergence(masked[zero], aux[zero]) + js_divergence(masked[zero], full[zero])) / 2
+    assert torch.allclose(losses["mask_consistency"], expected, atol=1e-6)
+    assert torch.allclose(losses["ce_aux"], F.cross_entropy(aux, batch.label, ignore_index=-1), atol=1e-6)
+
+
 class _NormBackbone(nn.Module):
     """Linear + BatchNorm on the voxel features, the layers whose running statistics CPCM's extra views must keep."""
 
@@ -200,11 +225,11 @@ def test_frozen_norm_statistics_keeps_running_stats_but_normalises_with_the_batc
     assert not torch.equal(norm.running_mean, before[0])  # outside the block the statistics move again
 
 
-@pytest.mark.parametrize("aug_weight", [0.0, 2.0])
-def test_extra_views_leave_batch_norm_running_statistics_to_the_full_view(aug_weight):
+@pytest.mark.parametrize("extra", [{}, {"aug_weight": 2.0}, {"two_streams": True}])
+def test_extra_views_leave_batch_norm_running_statistics_to_the_full_view(extra):
     torch.manual_seed(0)
     batch = _batch(_grid())
-    method = CPCM(_NormBackbone(), 3, CPCM.Config(aug_weight=aug_weight)).train()
+    method = CPCM(_NormBackbone(), 3, CPCM.Config(**extra)).train()
     reference = CPCM(_NormBackbone(), 3, CPCM.Config()).train()
     reference.load_state_dict(method.state_dict())
     method(batch)
