@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -194,9 +194,7 @@ class CPCM(Supervised):
         target = full.detach() if cfg.detach_target else full
 
         if cfg.two_streams:  # the masked view is made from an augmented copy that has its own CE
-            view = self.augmented_view(batch)
-            with frozen_norm_statistics(self):
-                augmented = self.head(self.backbone(view).feats)
+            view, augmented = self.augmented_view(batch)
             losses["ce_aux"] = cross_entropy(augmented[batch.inverse], batch.label, cfg.label_smoothing)
             source, targets = view, [augmented.detach() if cfg.detach_target else augmented, target]
         else:
@@ -214,14 +212,14 @@ class CPCM(Supervised):
 
         if cfg.aug_weight > 0:
             if not cfg.two_streams:
-                view = self.augmented_view(batch)
-                with frozen_norm_statistics(self):
-                    augmented = self.head(self.backbone(view).feats)
+                view, augmented = self.augmented_view(batch)
             losses["aug_consistency"] = cfg.aug_weight * divergence(augmented, target)
         return losses
 
-    def augmented_view(self, batch: PointBatch) -> SparseTensor:
-        """The batch under a random symmetry of each scene's grid, with Gaussian feature noise; voxel i of the view is
-        voxel i of the batch."""
+    def augmented_view(self, batch: PointBatch) -> Tuple[SparseTensor, torch.Tensor]:
+        """(view, logits (M, K)): the batch under a random symmetry of each scene's grid, with Gaussian feature noise,
+        and its voxel logits (batch-norm running statistics untouched); voxel i of the view is voxel i of the batch."""
         feat = batch.feat + self.cfg.feature_noise * torch.randn_like(batch.feat)
-        return SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
+        view = SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
+        with frozen_norm_statistics(self):
+            return view, self.head(self.backbone(view).feats)
