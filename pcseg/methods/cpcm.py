@@ -122,6 +122,13 @@ def grid_symmetry(grid_coord: torch.Tensor, generator: Optional[torch.Generator]
     return out.to(grid_coord.dtype)
 
 
+def augmented_copy(batch: PointBatch, feature_noise: float) -> SparseTensor:
+    """The batch's voxels under a random symmetry of each scene's grid (`grid_symmetry`), with Gaussian noise of std
+    `feature_noise` on the features: SparseTensor (M, C_in); voxel i of the copy is voxel i of the batch."""
+    feat = batch.feat + feature_noise * torch.randn_like(batch.feat)
+    return SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
+
+
 @contextmanager
 def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
     """Inside the block, batch-norm layers of `module` still normalise with batch statistics (in training mode) but
@@ -217,9 +224,8 @@ class CPCM(Supervised):
         return losses
 
     def augmented_view(self, batch: PointBatch) -> Tuple[SparseTensor, torch.Tensor]:
-        """(view, logits (M, K)): the batch under a random symmetry of each scene's grid, with Gaussian feature noise,
-        and its voxel logits (batch-norm running statistics untouched); voxel i of the view is voxel i of the batch."""
-        feat = batch.feat + self.cfg.feature_noise * torch.randn_like(batch.feat)
-        view = SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
+        """(view, logits (M, K)): `augmented_copy` of the batch and its voxel logits (batch-norm running statistics
+        untouched)."""
+        view = augmented_copy(batch, self.cfg.feature_noise)
         with frozen_norm_statistics(self):
             return view, self.head(self.backbone(view).feats)

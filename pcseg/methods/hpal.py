@@ -20,7 +20,7 @@ from torch import nn
 
 from pcseg.data.batch import PointBatch
 from pcseg.methods.base import MethodConfig
-from pcseg.methods.cpcm import grid_symmetry
+from pcseg.methods.cpcm import augmented_copy, frozen_norm_statistics, grid_symmetry
 from pcseg.methods.supervised import Supervised, cross_entropy
 from pcseg.pseudo_labels import EMATeacher, confidence_labels
 from pcseg.sparse import SparseTensor
@@ -38,7 +38,8 @@ class SegNet(nn.Module):
 
 
 class HPAL(Supervised):
-    """Mean-teacher training. Losses (training mode): {'ce', 'pseudo'}; `predict` uses the student.
+    """Mean-teacher training. Losses (training mode): {'ce', 'pseudo'[, 'ce_aux', 'pseudo_aux']}; `predict` uses the
+    student.
 
     backbone     forward(SparseTensor (M, C_in)) -> SparseTensor (M, backbone.out_channels)
     num_classes  K
@@ -55,6 +56,9 @@ class HPAL(Supervised):
             "help": "the pseudo-label weight grows linearly from 0 over this many steps (0 = full from the start)"})
         feature_noise: float = field(default=0.05, metadata={"help": "std of Gaussian noise on the teacher's input"})
         symmetry: bool = field(default=True, metadata={"help": "the teacher sees a random symmetry of the grid"})
+        two_streams: bool = field(default=False, metadata={
+            "help": "the student also learns from an augmented copy of the batch (another grid symmetry + feature "
+                    "noise): CE on its labeled points and the same pseudo labels"})
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: "HPAL.Config") -> None:
         super().__init__(backbone, num_classes, cfg)
@@ -77,12 +81,20 @@ class HPAL(Supervised):
         return pseudo
 
     def forward(self, batch: PointBatch) -> Dict[str, torch.Tensor]:
-        """{'ce': CE on labeled points, 'pseudo': weighted CE on the teacher's confident voxel labels}."""
+        """{'ce': CE on labeled points, 'pseudo': weighted CE on the teacher's confident voxel labels}; with
+        `two_streams` the same two terms on the student's augmented copy as 'ce_aux' and 'pseudo_aux'."""
+        cfg = self.cfg
         if self.steps > 0:  # the teacher follows the student as it was after the previous optimizer step
             self.teacher.update(SegNet(self.backbone, self.head))
         self.steps += 1
+        ramp = min(1.0, float(self.steps) / cfg.rampup_steps) if cfg.rampup_steps else 1.0
         logits = self.voxel_logits(batch)
-        ce = cross_entropy(logits[batch.inverse], batch.label, self.cfg.label_smoothing)
-        ramp = min(1.0, float(self.steps) / self.cfg.rampup_steps) if self.cfg.rampup_steps else 1.0
-        pseudo = cross_entropy(logits, self.pseudo_labels(batch))
-        return {"ce": ce, "pseudo": self.cfg.pseudo_weight * ramp * pseudo}
+        pseudo = self.pseudo_labels(batch)
+        losses = {"ce": cross_entropy(logits[batch.inverse], batch.label, cfg.label_smoothing),
+                  "pseudo": cfg.pseudo_weight * ramp * cross_entropy(logits, pseudo)}
+        if cfg.two_streams:  # voxel i of the copy is voxel i of the batch: labels and pseudo labels carry over
+            with frozen_norm_statistics(self):
+                augmented = self.head(self.backbone(augmented_copy(batch, cfg.feature_noise)).feats)
+            losses["ce_aux"] = cross_entropy(augmented[batch.inverse], batch.label, cfg.label_smoothing)
+            losses["pseudo_aux"] = cfg.pseudo_weight * ramp * cross_entropy(augmented, pseudo)
+        return losses

@@ -74,3 +74,26 @@ def test_rampup_scales_the_pseudo_loss():
     full = make_method(threshold=0.0)(batch)["pseudo"]
     ramped = make_method(threshold=0.0, rampup_steps=4)(batch)["pseudo"]
     assert torch.allclose(ramped, full / 4)
+
+
+def test_two_streams_train_the_student_on_an_augmented_copy_too():
+    from pcseg.methods.cpcm import augmented_copy
+    from pcseg.methods.supervised import cross_entropy
+
+    batch = make_batch(labeled_every=3)
+    method = make_method(threshold=0.0, two_streams=True)
+    torch.manual_seed(1)
+    losses = method(batch)
+    assert set(losses) == {"ce", "pseudo", "ce_aux", "pseudo_aux"}
+    method = make_method(threshold=0.0, two_streams=True)  # the same weights: replay the step's random draws
+    torch.manual_seed(1)
+    with torch.no_grad():
+        pseudo = method.pseudo_labels(batch)
+        view = augmented_copy(batch, 0.05)
+        copy = method.head(method.backbone(view).feats)
+        plain = method.voxel_logits(batch)
+    assert not torch.equal(view.feats, batch.feat)
+    assert torch.allclose(losses["ce_aux"], cross_entropy(copy[batch.inverse], batch.label), atol=1e-6)
+    assert torch.allclose(losses["pseudo_aux"], cross_entropy(copy, pseudo), atol=1e-6)
+    assert torch.allclose(losses["pseudo"], cross_entropy(plain, pseudo), atol=1e-6)
+    assert not torch.allclose(losses["ce_aux"], losses["ce"])
