@@ -27,6 +27,9 @@ class ActiveConfig:
         "help": "feature-distance suppression of near-duplicate picks (not used by random)"})
     radius: float = field(default=0.2, metadata={"help": "suppression radius in metres"})
     similarity: float = field(default=0.8, metadata={"help": "suppression: cosine similarity above which to drop"})
+    random_share: float = field(default=0.0, metadata={
+        "help": "share of each selection picked uniformly at random among the candidates, the rest by the "
+                "strategy (exploration: reaches regions the model is confidently wrong about)"})
     pool_factor: float = field(default=4.0, metadata={
         "help": "candidates kept per scene: this multiple of the scene's share of the round's budget"})
     min_pool: int = field(default=64, metadata={"help": "candidates kept per scene at least"})
@@ -49,7 +52,8 @@ class ActiveConfig:
             raise ConfigError(f"active.levels must be positive, strictly increasing cell sizes, got {levels}")
         checks = [("parent_weight", self.parent_weight >= 0), ("radius", self.radius > 0),
                   ("similarity", -1.0 <= self.similarity <= 1.0), ("pool_factor", self.pool_factor >= 1.0),
-                  ("min_pool", self.min_pool >= 1), ("round_ratio", 0.0 <= self.round_ratio <= 1.0),
+                  ("min_pool", self.min_pool >= 1),
+                  ("random_share", 0.0 <= self.random_share <= 1.0), ("round_ratio", 0.0 <= self.round_ratio <= 1.0),
                   ("round_points", self.round_points >= 0), ("rounds", self.rounds >= 0)]
         for name, ok in checks:
             if not ok:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -63,11 +63,13 @@ class Selection:
     suppressed: int
     filled: int
     per_scene: Dict[str, int] = field(default_factory=dict)
+    random: int = 0  # picks made uniformly at random (active.random_share)
 
     def summary(self) -> str:
         scenes = sum(1 for v in self.per_scene.values() if v)
+        mixed = f", {self.random} of them at random" if self.random else ""
         return (f"picked {self.budget} points in {scenes} scenes ({100 * self.budget / max(self.total_points, 1):.4g}% "
-                f"of {self.total_points:,}); {self.pooled} candidates pooled of {self.candidates:,}, "
+                f"of {self.total_points:,}{mixed}); {self.pooled} candidates pooled of {self.candidates:,}, "
                 f"{self.suppressed} suppressed as near-duplicates, {self.filled} filled back")
 
 
@@ -229,8 +231,15 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     labelable_only  oracle mode: skip points whose ground truth is -1
     cache_dir       per-scene score cache (resume an interrupted selection); `model_key` identifies the model
     returns         Selection whose `picks` hold exactly the budget
+
+    With `cfg.random_share` > 0, that share of the budget is picked uniformly at random first, and the strategy
+    picks the rest among the points still unlabeled.
     """
     cfg.check()
+    if cfg.random_share > 0 and cfg.strategy != "random":
+        return _select_mixed(source, cfg, previous, ratio, num_points, method=method, voxel_size=voxel_size,
+                             features=features, device=device, labelable_only=labelable_only, cache_dir=cache_dir,
+                             model_key=model_key, progress=progress)
     scene_ids = list(source.scene_ids)
     position = {sid: i for i, sid in enumerate(scene_ids)}
     unknown = [sid for sid in previous if sid not in position]
@@ -264,6 +273,37 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     if cache is not None:
         cache.clear()
     return selection
+
+
+def _select_mixed(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor], ratio: Optional[float],
+                  num_points: Optional[int], cache_dir: Optional[PathLike] = None, **kwargs) -> Selection:
+    """`select_points` with a random share: round(random_share * budget) random picks first, then the strategy's
+    among the rest (only the strategy's scores are cached: random ones are cheap)."""
+    if num_points is None:
+        round_budget(1, ratio)  # checks the ratio before any scene is read
+        num_points = round_budget(sum(source[i].num_points for i in range(len(source))), ratio)
+    budget = round_budget(0, num_points=num_points)
+    num_random = int(round(cfg.random_share * budget))
+    parts, labeled, picks = [], dict(previous), {}
+    for strategy, count, cache in (("random", num_random, None), (cfg.strategy, budget - num_random, cache_dir)):
+        if count:
+            part = select_points(source, replace(cfg, strategy=strategy, random_share=0.0), labeled,
+                                 num_points=count, cache_dir=cache, **kwargs)
+            parts.append(part)
+            labeled, picks = _add_picks(labeled, part.picks), _add_picks(picks, part.picks)
+    last = parts[-1]
+    return Selection(picks=picks, budget=budget, total_points=last.total_points, candidates=parts[0].candidates,
+                     pooled=last.pooled, walked=last.walked, suppressed=last.suppressed, filled=last.filled,
+                     per_scene={sid: sum(p.per_scene.get(sid, 0) for p in parts) for sid in last.per_scene},
+                     random=num_random)
+
+
+def _add_picks(budget: Mapping[str, torch.Tensor], picks: Mapping[str, torch.Tensor]) -> Budget:
+    """{scene_id: sorted LongTensor}: `budget` with the (new, non-overlapping) `picks` added."""
+    out = dict(budget)
+    for sid, index in picks.items():
+        out[sid] = torch.sort(torch.cat([out[sid], index])).values if sid in out else index
+    return out
 
 
 def _score_all(source, cfg, previous, rate, method, voxel_size, features, device, labelable_only, cache,

@@ -67,6 +67,28 @@ def test_margin_picks_the_most_uncertain_points_without_suppression():
     assert {(sid, int(j)) for sid, v in picks.items() for j in v} == expected
 
 
+def test_random_share_is_the_random_selection_then_the_strategy_on_the_rest():
+    source = TinySource()
+    previous = run(source, ActiveConfig(strategy="random", seed=3), num_points=10).picks
+    mixed = run(source, ActiveConfig(strategy="margin", random_share=0.4, seed=1), previous=previous, num_points=25)
+    # expected: 10 random picks (seed 1), then the 15 most uncertain of the points still unlabeled
+    random_part = run(source, ActiveConfig(strategy="random", seed=1), previous=previous, num_points=10).picks
+    labeled = {k: torch.cat([previous.get(k, torch.zeros(0, dtype=torch.long)),
+                             random_part.get(k, torch.zeros(0, dtype=torch.long))])
+               for k in set(previous) | set(random_part)}
+    rest = run(source, ActiveConfig(strategy="margin", seed=1), previous=labeled, num_points=15).picks
+    expected = {k: sorted(random_part.get(k, torch.zeros(0)).tolist() + rest.get(k, torch.zeros(0)).tolist())
+                for k in set(random_part) | set(rest)}
+    assert mixed.budget == 25 and mixed.random == 10 and total(mixed.picks) == 25
+    assert {k: v.tolist() for k, v in mixed.picks.items()} == expected
+    assert "10 of them at random" in mixed.summary()
+    all_random = run(source, ActiveConfig(strategy="margin", random_share=1.0, seed=1), previous=previous,
+                     num_points=10).picks
+    assert {k: v.tolist() for k, v in all_random.items()} == {k: v.tolist() for k, v in random_part.items()}
+    with pytest.raises(Exception, match="random_share"):
+        run(source, ActiveConfig(random_share=1.5))
+
+
 def test_suppression_that_drops_too_much_is_filled_back_to_the_budget():
     cfg = ActiveConfig(strategy="margin", radius=100.0, similarity=-1.0)  # one survivor per scene
     selection = run(TinySource(), cfg, num_points=12)
