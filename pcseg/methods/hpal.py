@@ -6,7 +6,8 @@ predictions on the voxels that hold no labeled point. The teacher is an exponent
 (k quarter turns about the vertical axis and a flip, `cpcm.grid_symmetry`) plus Gaussian noise on the input
 features. Voxel i of the teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo
 labels keep the teacher's class where its probability reaches the threshold (0.75), via the shared
-`pcseg.pseudo_labels` module.
+`pcseg.pseudo_labels` module. With `two_streams` the student also learns, from the labels and the same pseudo
+labels, on an augmented copy of the batch (CPCM's `augmented_copy`), as CPCM's two-stream recipe does.
 
 The point selection half of HPAL (hierarchical margin + feature-distance suppression) is `pcseg.active`.
 """
