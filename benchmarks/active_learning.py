@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                                sources=sources, report=lambda line: print(line, flush=True))
         rows["hpal"][seed] = [r.miou for r in loop]
         rows["labeled"][seed] = [r.labeled_points for r in loop]
-        _, random_active = load_active_config(None, seeded + HPAL + ("active.strategy=random",)
-                                              + active_over)
+        _, random_active = load_active_config(None, seeded + HPAL + active_over + ("active.strategy=random",))
         budget = random_budgets(train_source, random_active, out / f"seed{seed}" / "random_budgets")
         for name, method in (("random", HPAL), ("ce", ("method.name=supervised",))):
             run_cfg = load_config(None, seeded + method + (f"data.budget={budget}",
