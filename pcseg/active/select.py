@@ -28,7 +28,7 @@ from torch import nn
 from pcseg.active.config import ActiveConfig
 from pcseg.active.suppression import suppress
 from pcseg.active.uncertainty import MODEL_FREE, coverage_scores, uncertainty
-from pcseg.weak.budget import Budget, check_indices, merge_budgets
+from pcseg.weak.budget import Budget, check_indices, merge_budgets, union_budgets
 
 PathLike = Union[str, Path]
 
@@ -290,20 +290,12 @@ def _select_mixed(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
             part = select_points(source, replace(cfg, strategy=strategy, random_share=0.0), labeled,
                                  num_points=count, cache_dir=cache, **kwargs)
             parts.append(part)
-            labeled, picks = _add_picks(labeled, part.picks), _add_picks(picks, part.picks)
+            labeled, picks = union_budgets(labeled, part.picks), union_budgets(picks, part.picks)
     last = parts[-1]
     return Selection(picks=picks, budget=budget, total_points=last.total_points, candidates=parts[0].candidates,
                      pooled=last.pooled, walked=last.walked, suppressed=last.suppressed, filled=last.filled,
                      per_scene={sid: sum(p.per_scene.get(sid, 0) for p in parts) for sid in last.per_scene},
                      random=num_random)
-
-
-def _add_picks(budget: Mapping[str, torch.Tensor], picks: Mapping[str, torch.Tensor]) -> Budget:
-    """{scene_id: sorted LongTensor}: `budget` with the (new, non-overlapping) `picks` added."""
-    out = dict(budget)
-    for sid, index in picks.items():
-        out[sid] = torch.sort(torch.cat([out[sid], index])).values if sid in out else index
-    return out
 
 
 def _score_all(source, cfg, previous, rate, method, voxel_size, features, device, labelable_only, cache,

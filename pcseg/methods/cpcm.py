@@ -151,6 +151,14 @@ def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(tracked)
 
 
+def augmented_view(model: nn.Module, batch: PointBatch, feature_noise: float) -> Tuple[SparseTensor, torch.Tensor]:
+    """(view, logits (M, K)): `augmented_copy` of the batch and the voxel logits of `model` (its `backbone` and
+    `head`) on it, batch-norm running statistics untouched."""
+    view = augmented_copy(batch, feature_noise)
+    with frozen_norm_statistics(model):
+        return view, model.head(model.backbone(view).feats)
+
+
 class CPCM(Supervised):
     """Supervised CE on the full view + masked-view consistency (+ optional augmentation consistency).
 
@@ -201,7 +209,7 @@ class CPCM(Supervised):
         target = full.detach() if cfg.detach_target else full
 
         if cfg.two_streams:  # the masked view is made from an augmented copy that has its own CE
-            view, augmented = self.augmented_view(batch)
+            view, augmented = augmented_view(self, batch, cfg.feature_noise)
             losses["ce_aux"] = cross_entropy(augmented[batch.inverse], batch.label, cfg.label_smoothing)
             source, targets = view, [augmented.detach() if cfg.detach_target else augmented, target]
         else:
@@ -219,13 +227,6 @@ class CPCM(Supervised):
 
         if cfg.aug_weight > 0:
             if not cfg.two_streams:
-                view, augmented = self.augmented_view(batch)
+                _, augmented = augmented_view(self, batch, cfg.feature_noise)
             losses["aug_consistency"] = cfg.aug_weight * divergence(augmented, target)
         return losses
-
-    def augmented_view(self, batch: PointBatch) -> Tuple[SparseTensor, torch.Tensor]:
-        """(view, logits (M, K)): `augmented_copy` of the batch and its voxel logits (batch-norm running statistics
-        untouched)."""
-        view = augmented_copy(batch, self.cfg.feature_noise)
-        with frozen_norm_statistics(self):
-            return view, self.head(self.backbone(view).feats)

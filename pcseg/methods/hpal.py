@@ -7,7 +7,7 @@ predictions on the voxels that hold no labeled point. The teacher is an exponent
 features. Voxel i of the teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo
 labels keep the teacher's class where its probability reaches the threshold (0.75), via the shared
 `pcseg.pseudo_labels` module. With `two_streams` the student also learns, from the labels and the same pseudo
-labels, on an augmented copy of the batch (CPCM's `augmented_copy`), as CPCM's two-stream recipe does.
+labels, on an augmented copy of the batch (CPCM's `augmented_view`), as CPCM's two-stream recipe does.
 
 The point selection half of HPAL (hierarchical margin + feature-distance suppression) is `pcseg.active`.
 """
@@ -21,7 +21,7 @@ from torch import nn
 
 from pcseg.data.batch import PointBatch
 from pcseg.methods.base import MethodConfig
-from pcseg.methods.cpcm import augmented_copy, frozen_norm_statistics, grid_symmetry
+from pcseg.methods.cpcm import augmented_view, grid_symmetry
 from pcseg.methods.supervised import Supervised, cross_entropy
 from pcseg.pseudo_labels import EMATeacher, confidence_labels
 from pcseg.sparse import SparseTensor
@@ -94,8 +94,7 @@ class HPAL(Supervised):
         losses = {"ce": cross_entropy(logits[batch.inverse], batch.label, cfg.label_smoothing),
                   "pseudo": cfg.pseudo_weight * ramp * cross_entropy(logits, pseudo)}
         if cfg.two_streams:  # voxel i of the copy is voxel i of the batch: labels and pseudo labels carry over
-            with frozen_norm_statistics(self):
-                augmented = self.head(self.backbone(augmented_copy(batch, cfg.feature_noise)).feats)
+            _, augmented = augmented_view(self, batch, cfg.feature_noise)
             losses["ce_aux"] = cross_entropy(augmented[batch.inverse], batch.label, cfg.label_smoothing)
             losses["pseudo_aux"] = cfg.pseudo_weight * ramp * cross_entropy(augmented, pseudo)
         return losses

@@ -195,12 +195,17 @@ def merge_budgets(old: Union[PathLike, Mapping[str, object]], new: Mapping[str, 
         if dst.resolve() == old_path.resolve():
             raise ValueError(f"merge_budgets: destination {dst} is the old budget file; write rounds to a new file")
         old = read_budget(old_path)
+    return write_budget(union_budgets(old, new, where=dst), dst)
+
+
+def union_budgets(old: Mapping[str, object], new: Mapping[str, object], where: object = "in memory") -> Budget:
+    """{scene_id: sorted unique LongTensor}: the points of `old` and of `new` (bad indices raise, naming `where`)."""
     merged: Dict[str, np.ndarray] = {}
     for source in (old, new):
         for scene_id, index in source.items():
-            index = _as_index_tensor(index, str(scene_id), dst).numpy()
+            index = _as_index_tensor(index, str(scene_id), where).numpy()
             merged[str(scene_id)] = np.union1d(merged.get(str(scene_id), np.empty(0, np.int64)), index)
-    return write_budget(merged, dst)
+    return {scene_id: torch.from_numpy(index) for scene_id, index in merged.items()}
 
 
 def budget_stats(budget: Mapping[str, torch.Tensor], source=None,

@@ -5,7 +5,7 @@ import torch
 import pcseg.active.select as select_module
 from pcseg.active.config import ActiveConfig
 from pcseg.active.select import round_budget, select_points, write_round
-from pcseg.weak.budget import read_budget
+from pcseg.weak.budget import read_budget, union_budgets
 from active_helpers import CoordModel, TinySource
 
 
@@ -73,10 +73,8 @@ def test_random_share_is_the_random_selection_then_the_strategy_on_the_rest():
     mixed = run(source, ActiveConfig(strategy="margin", random_share=0.4, seed=1), previous=previous, num_points=25)
     # expected: 10 random picks (seed 1), then the 15 most uncertain of the points still unlabeled
     random_part = run(source, ActiveConfig(strategy="random", seed=1), previous=previous, num_points=10).picks
-    labeled = {k: torch.cat([previous.get(k, torch.zeros(0, dtype=torch.long)),
-                             random_part.get(k, torch.zeros(0, dtype=torch.long))])
-               for k in set(previous) | set(random_part)}
-    rest = run(source, ActiveConfig(strategy="margin", seed=1), previous=labeled, num_points=15).picks
+    rest = run(source, ActiveConfig(strategy="margin", seed=1), previous=union_budgets(previous, random_part),
+               num_points=15).picks
     expected = {k: sorted(random_part.get(k, torch.zeros(0)).tolist() + rest.get(k, torch.zeros(0)).tolist())
                 for k in set(random_part) | set(rest)}
     assert mixed.budget == 25 and mixed.random == 10 and total(mixed.picks) == 25
