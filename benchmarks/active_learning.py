@@ -13,6 +13,7 @@ comparison with the ratio to full supervision.
     python benchmarks/active_learning.py --quick             # seconds, a smoke test, not a score
     python benchmarks/active_learning.py --seeds 0 1 2 data.num_train_scenes=24 train.threads=2
     python benchmarks/active_learning.py active.random_share=0.5   # active.* overrides change the HPAL selection
+    python benchmarks/active_learning.py method.two_streams=true   # method.* ones the HPAL and random+MT training
 
 Training runs on one thread (train.threads=1) so that the benchmark can share the 2-core machine with another run;
 `train.threads=2` when it runs alone. Finished trainings are reused, so `--seeds 0` and `--seeds 1` can run side by
@@ -85,10 +86,13 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     final = args.final_ratio
     engine_overrides, _ = split_overrides(args.overrides)
     active_overrides = tuple(o for o in args.overrides if o not in engine_overrides)
+    # method.* overrides set the teacher training of the HPAL and random+MT arms; CE and full stay plain CE
+    teacher = HPAL + tuple(o for o in engine_overrides if o.strip().startswith("method."))
+    engine_overrides = [o for o in engine_overrides if not o.strip().startswith("method.")]
     base = BENCH + (QUICK if args.quick else ()) + tuple(engine_overrides) + (f"train.progress={args.progress}",)
     active_schedule = (f"active.initial=ratio:{final / 5:g}", f"active.round_ratio={final * 4 / 5 / args.rounds:g}",
                        f"active.rounds={args.rounds}") + active_overrides
-    cfg, _ = load_active_config(None, base + HPAL)
+    cfg, _ = load_active_config(None, base + teacher)
     sources = {split: build_source(cfg, split) for split in (cfg.data.train_split, cfg.data.val_split)}
     train_source = sources[cfg.data.train_split]
     total = sum(train_source[i].num_points for i in range(len(train_source)))
@@ -99,16 +103,16 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     for seed in args.seeds:
         seeded = base + (f"train.seed={seed}",)
         active_over = active_schedule + (f"active.seed={seed}",)
-        hpal_cfg, active = load_active_config(None, seeded + HPAL + ("active.strategy=hierarchical",)
+        hpal_cfg, active = load_active_config(None, seeded + teacher + ("active.strategy=hierarchical",)
                                               + active_over)
         print(f"\n[seed {seed}] HPAL: hierarchical selection + mean teacher", flush=True)
         loop = run_active_loop(hpal_cfg, active, out / f"seed{seed}" / "hpal", progress=args.progress,
                                sources=sources, report=lambda line: print(line, flush=True))
         rows["hpal"][seed] = [r.miou for r in loop]
         rows["labeled"][seed] = [r.labeled_points for r in loop]
-        _, random_active = load_active_config(None, seeded + HPAL + active_over + ("active.strategy=random",))
+        _, random_active = load_active_config(None, seeded + teacher + active_over + ("active.strategy=random",))
         budget = random_budgets(train_source, random_active, out / f"seed{seed}" / "random_budgets")
-        for name, method in (("random", HPAL), ("ce", ("method.name=supervised",))):
+        for name, method in (("random", teacher), ("ce", ("method.name=supervised",))):
             run_cfg = load_config(None, seeded + method + (f"data.budget={budget}",
                                                            f"train.out_dir={out / f'seed{seed}' / name}"))
             rows[name][seed] = train_once(run_cfg, sources)
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     print("\n" + report)
     out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": list(args.seeds), "total_points": total, "seconds": seconds, "final_ratio": final,
-              "rounds": args.rounds, "overrides": list(base) + list(active_overrides),
+              "rounds": args.rounds, "overrides": list(base) + list(teacher) + list(active_overrides),
               "miou": {k: {str(s): v for s, v in d.items()} for k, d in rows.items()}, "report": report}
     (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
@@ -171,7 +175,8 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides; active.key=value ones set the HPAL selection")
+                        help="config overrides; active.key=value ones set the HPAL selection, method.key=value "
+                             "ones the teacher training of the HPAL and random+MT arms")
     args = parser.parse_args(argv)
     run(args)
     return 0
