@@ -11,7 +11,8 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin,
+                    get_type_hints)
 
 import yaml
 
@@ -350,6 +351,33 @@ def load_config(path: Union[str, Path, None] = None, overrides: Sequence[str] = 
     if overrides:
         layers.append(("command line", parse_overrides(overrides)))
     return build_config(layers)
+
+
+# Settings that may change when a run resumes: where and how it runs, how often it logs, and evaluation. The rest
+# decides what is trained, so a resume with other values would silently mix two runs. train.steps may grow.
+RESUME_FREE = frozenset({
+    "data.root", "data.val_split", "data.num_workers", "data.num_val_scenes", "train.steps", "train.out_dir",
+    "train.device", "train.log_every", "train.checkpoint_every", "train.eval_every", "train.progress", "train.threads",
+    "eval.batch_size", "eval.tta_rotations", "eval.save_predictions", "eval.use_ema"})
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _to_plain(value)
+    return flat
+
+
+def config_differences(before: Mapping[str, Any], after: Mapping[str, Any],
+                       ignore: Collection[str] = ()) -> List[str]:
+    """'key: before -> after' for every setting (dotted key) that differs between two `Config.to_dict()` mappings;
+    a key only one of them has reads as '(unset)' in the other."""
+    a, b = _flatten(before), _flatten(after)
+    return [f"{key}: {a.get(key, '(unset)')} -> {b.get(key, '(unset)')}"
+            for key in sorted(set(a) | set(b)) if key not in ignore and a.get(key) != b.get(key)]
 
 
 def save_config(cfg: Config, path: Union[str, Path]) -> None:

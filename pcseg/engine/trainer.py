@@ -13,7 +13,7 @@ from torch import nn
 
 from pcseg.engine import checkpoint as ckpt
 from pcseg.engine import distributed as dist_utils
-from pcseg.engine.config import Config, OptimConfig, save_config
+from pcseg.engine.config import RESUME_FREE, Config, OptimConfig, config_differences, save_config
 from pcseg.engine.ema import EMA
 from pcseg.engine.log import RunLogger
 from pcseg.engine.sampler import ResumableBatchSampler
@@ -125,6 +125,12 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything saved by `save_checkpoint`, so training continues as if never stopped."""
         state = ckpt.load(path)
+        saved = state.get("config")
+        changed = [] if saved is None else config_differences(saved, self.cfg.to_dict(), ignore=RESUME_FREE)
+        if changed:
+            raise ckpt.CheckpointError(
+                f"cannot resume {path}: it was trained with other settings (checkpoint -> now: {'; '.join(changed)}). "
+                "Resume with the settings it was trained with, or train into another train.out_dir")
         ckpt.load_model_state(self.method, state["model"], source=str(path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

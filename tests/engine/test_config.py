@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pcseg.engine.config import ConfigError, format_config, load_config, parse_overrides, read_yaml, save_config
+from pcseg.engine.config import (ConfigError, config_differences, format_config, load_config, parse_overrides,
+                                 read_yaml, save_config)
 
 
 def write(path, text):
@@ -86,6 +87,17 @@ def test_saved_config_round_trips(tmp_path):
     assert load_config(base=cfg.to_dict()) == cfg
     text = format_config(cfg)
     assert "  budget: ratio:0.001  # label budget" in text and "  layers: [1, 1]" in text
+
+
+def test_config_differences_name_each_changed_key():
+    before = load_config(overrides=["method.name=hpal", "optim.lr=0.02"]).to_dict()
+    after = load_config(overrides=["method.name=hpal", "method.threshold=0.9", "train.progress=false"]).to_dict()
+    assert config_differences(before, after, ignore={"train.progress"}) == [
+        "method.threshold: 0.75 -> 0.9", "optim.lr: 0.02 -> 0.01"]
+    supervised = load_config(overrides=["method.name=supervised"]).to_dict()
+    changed = config_differences(supervised, before)
+    assert "method.name: supervised -> hpal" in changed and "method.threshold: (unset) -> 0.75" in changed
+    assert config_differences(before, before) == []
 
 
 def test_parse_overrides_nests():

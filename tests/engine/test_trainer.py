@@ -97,6 +97,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert again.step == 7
 
 
+def test_resume_refuses_other_training_settings(tmp_path):
+    make_trainer(make_cfg(tmp_path, "train.steps=4")).fit()
+    before = ckpt.load(tmp_path / "last.pt")["model"]
+    other = make_trainer(make_cfg(tmp_path, "train.steps=7", "optim.lr=0.05", "train.seed=3"))
+    with pytest.raises(ckpt.CheckpointError) as err:
+        other.fit(resume=tmp_path / "last.pt")
+    msg = str(err.value)
+    assert str(tmp_path / "last.pt") in msg and "optim.lr: 0.1 -> 0.05" in msg and "train.seed: 0 -> 3" in msg
+    assert "train.steps" not in msg and other.step == 0  # nothing was loaded, the checkpoint is untouched
+    assert all(torch.equal(v, ckpt.load(tmp_path / "last.pt")["model"][k]) for k, v in before.items())
+    # where it runs, how often it logs and a longer schedule may change
+    longer = make_trainer(make_cfg(tmp_path, "train.steps=7", "train.log_every=3", "train.threads=1",
+                                   "eval.tta_rotations=2"))
+    longer.fit(resume=tmp_path / "last.pt")
+    assert longer.step == 7
+
+
 def test_nan_before_first_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 1: .*no checkpoint had been written yet"):
         make_trainer(make_cfg(tmp_path), nan_at_call=1).fit()
