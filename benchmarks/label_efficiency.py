@@ -3,7 +3,7 @@
 Trains and evaluates every (method, budget, seed) with the demo's model and schedule (pcseg.engine.demo.DEMO) on
 rooms at ScanNet's label density for 600 steps (pcseg.engine.demo.LABEL_EFFICIENCY: 64 rooms of 150k points) and
 prints one table: rows are methods, columns budgets, cells mIoU mean +- half the range over the seeds (in percent).
-A rerun with the same --out reuses the runs that finished.
+A rerun with the same --out reuses the runs that finished (and stops if their settings differ).
 The last column relates the method at 0.1% to full supervision.
 
     .venv/bin/python benchmarks/label_efficiency.py                      # CE and CPCM at 1%, 0.1%, 0.01%, 2 seeds
@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pcseg.engine.demo import LABEL_EFFICIENCY, run_demo  # noqa: E402
+from pcseg.engine.config import RUN_SETTINGS, config_differences, read_yaml  # noqa: E402
+from pcseg.engine.demo import LABEL_EFFICIENCY, run_config, run_demo  # noqa: E402
 
 # Method settings on these rooms (8 cm voxels): CPCM's grid and 0.01% weight follow the authors' rule (coarser G for
 # more labels, finer for fewer), trained with their two-stream recipe (seed 0: 86.2 mIoU at 0.1% and 58.0 at 0.01%,
@@ -60,6 +61,16 @@ def compare(method: Sequence[float], baseline: Sequence[float], budget: str) -> 
     return f"{budget:>6}: {gain:+.1f} (per seed {per_seed}); largest spread {largest:.1f}: {verdict}"
 
 
+def check_same_settings(cfg) -> None:
+    """SystemExit naming the settings that differ when the finished run in cfg.train.out_dir was trained with
+    others (a rerun with the same --out reuses finished runs)."""
+    saved = Path(cfg.train.out_dir) / "config.yaml"
+    changed = config_differences(read_yaml(saved), cfg.to_dict(), ignore=RUN_SETTINGS)
+    if changed:
+        raise SystemExit(f"{saved}: this finished run was trained with other settings (run -> now: "
+                         f"{'; '.join(changed)}); use another --out")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["supervised", "cpcm"])
@@ -84,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = (*LABEL_EFFICIENCY, f"train.seed={seed}", f"data.budget_seed={seed}", *args.overrides)
             run_dir = out / f"{method}_{budget}_seed{seed}"
             if (run_dir / "results.json").is_file():  # finished in an earlier invocation
+                check_same_settings(run_config(run_dir, *runs[0], extra=extra))
                 row = json.loads((run_dir / "results.json").read_text())[0]
             else:
                 row = run_demo(run_dir, extra=extra, progress=False, runs=runs, sources=sources)[0]

@@ -353,12 +353,15 @@ def load_config(path: Union[str, Path, None] = None, overrides: Sequence[str] = 
     return build_config(layers)
 
 
-# Settings that may change when a run resumes: where and how it runs, how often it logs, and evaluation. The rest
-# decides what is trained, so a resume with other values would silently mix two runs. train.steps may grow.
-RESUME_FREE = frozenset({
-    "data.root", "data.val_split", "data.num_workers", "data.num_val_scenes", "train.steps", "train.out_dir",
-    "train.device", "train.log_every", "train.checkpoint_every", "train.eval_every", "train.progress", "train.threads",
-    "eval.batch_size", "eval.tta_rotations", "eval.save_predictions", "eval.use_ema"})
+# Settings of where and how a run runs and logs, not of what it computes.
+RUN_SETTINGS = frozenset({
+    "data.root", "data.num_workers", "train.out_dir", "train.device", "train.log_every", "train.checkpoint_every",
+    "train.eval_every", "train.progress", "train.threads"})
+# Settings that may change when a run resumes: those, evaluation, and a longer train.steps. The rest decides what is
+# trained, so a resume with other values would silently mix two runs.
+RESUME_FREE = RUN_SETTINGS | frozenset({
+    "data.val_split", "data.num_val_scenes", "train.steps", "eval.batch_size", "eval.tta_rotations",
+    "eval.save_predictions", "eval.use_ema"})
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pcseg.engine.config import load_config
+from pcseg.engine.config import Config, load_config
 
 # Shared by every run of the demo: a small SpUNet on 8 cm voxels of generated rooms, CPU-friendly (about 0.45 s per
 # step on 2 cores). Without augmentation 300 steps reach 0.80 mIoU with full labels; rotation and colour jitter
@@ -74,9 +74,7 @@ def run_demo(out_dir: Path, quick: bool = False, extra: Sequence[str] = (), prog
     rows = []
     sources = {} if sources is None else sources
     for name, overrides in runs:
-        slug = name.replace(" ", "_").replace("%", "pct").replace(".", "")
-        cfg = load_config(overrides=DEMO + (QUICK if quick else ()) + tuple(overrides) + tuple(extra) + (
-            f"train.out_dir={out_dir / slug}", f"train.progress={progress}", "eval.save_predictions=true"))
+        cfg = run_config(out_dir, name, overrides, quick, extra, progress)
         for split in (cfg.data.train_split, cfg.data.val_split):
             if split not in sources:
                 sources[split] = build_source(cfg, split)
@@ -88,10 +86,18 @@ def run_demo(out_dir: Path, quick: bool = False, extra: Sequence[str] = (), prog
         rows.append({"name": name, "labeled_points": labeled_points(trainer.loader.dataset),
                      "total_points": labeled_points_total(trainer.loader.dataset), "miou": metrics["miou"],
                      "acc": metrics["acc"], "iou": metrics["iou"], "seconds": seconds,
-                     "png": render_first_scene(sources[cfg.data.val_split], out_dir / slug, quick)})
+                     "png": render_first_scene(sources[cfg.data.val_split], Path(cfg.train.out_dir), quick)})
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def run_config(out_dir: Path, name: str, overrides: Sequence[str], quick: bool = False, extra: Sequence[str] = (),
+               progress: bool = True) -> Config:
+    """The config of the demo run `name` (its folder: `<out_dir>/<name as a file name>`)."""
+    slug = name.replace(" ", "_").replace("%", "pct").replace(".", "")
+    return load_config(overrides=DEMO + (QUICK if quick else ()) + tuple(overrides) + tuple(extra) + (
+        f"train.out_dir={out_dir / slug}", f"train.progress={progress}", "eval.save_predictions=true"))
 
 
 def render_first_scene(source, run_dir: Path, quick: bool) -> Optional[str]:
