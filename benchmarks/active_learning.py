@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pcseg.engine.demo import DEMO, LABEL_EFFICIENCY  # noqa: E402
+from seed_spread import compare, spread  # noqa: E402
 
 # The demo's model on the label-efficiency rooms and schedule (64 rooms of 150k points, 600 steps), one thread.
 BENCH = DEMO + LABEL_EFFICIENCY + ("model.backend=native", "train.threads=1")
@@ -47,8 +48,8 @@ QUICK = ("data.num_train_scenes=3", "data.num_val_scenes=1", "data.points_per_sc
 
 def mean_spread(values: Sequence[float]) -> str:
     """'mean +- half range' in percent (mIoU over seeds)."""
-    a = 100 * np.asarray(values, dtype=np.float64)
-    return f"{a.mean():5.1f} +- {(a.max() - a.min()) / 2:3.1f}"
+    mean, half = spread(values)
+    return f"{100 * mean:5.1f} +- {100 * half:3.1f}"
 
 
 def random_budgets(source, active, out: Path) -> Path:
@@ -152,14 +153,7 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str
     for name, values in final.items():
         per_seed = " ".join(f"{100 * v:.1f}" for v in values)
         lines.append(f"{names[name]:<28} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  {per_seed}")
-    for other in ("random", "ce"):
-        gap = 100 * (np.mean(final["hpal"]) - np.mean(final[other]))
-        per_seed = " ".join(f"{100 * (h - o):+.1f}" for h, o in zip(final["hpal"], final[other]))
-        spread = 100 * max((max(v) - min(v)) / 2 for v in (final["hpal"], final[other]))
-        verdict = ("one seed: no spread to compare with" if len(seeds) < 2 else
-                   "beyond the seed spread" if gap > spread else "NOT beyond the seed spread")
-        lines.append(f"HPAL - {other} = {gap:+.1f} mIoU points (per seed {per_seed}); largest seed spread "
-                     f"{spread:.1f}: {verdict}")
+    lines += [compare(final["hpal"], final[other], f"HPAL - {other}") for other in ("random", "ce")]
     lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / full:.1f}% of full supervision (target 95%)")
     lines.append(f"total time {seconds / 60:.1f} min")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pcseg.engine.config import RUN_SETTINGS, config_differences, read_yaml  # noqa: E402
 from pcseg.engine.demo import LABEL_EFFICIENCY, run_config, run_demo  # noqa: E402
+from seed_spread import compare, spread  # noqa: E402
 
 # Method settings on these rooms (8 cm voxels): CPCM's grid and 0.01% weight follow the authors' rule (coarser G for
 # more labels, finer for fewer), trained with their two-stream recipe (seed 0: 86.2 mIoU at 0.1% and 58.0 at 0.01%,
@@ -42,23 +43,6 @@ LABELS = {"supervised": "CE baseline", "cpcm": "CPCM"}
 def method_overrides(method: str, budget: str) -> Tuple[str, ...]:
     table = METHOD_OVERRIDES.get(method, {})
     return table.get(budget, table.get("default", (f"method.name={method}",)))
-
-
-def spread(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and half the range."""
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float((arr.max() - arr.min()) / 2)
-
-
-def compare(method: Sequence[float], baseline: Sequence[float], budget: str) -> str:
-    """One line: the mean gain of `method` over `baseline` (same seeds, in order), the gain of each seed, and
-    whether the mean gain exceeds the larger of the two rows' spreads (half ranges)."""
-    gain = 100 * (np.mean(method) - np.mean(baseline))
-    per_seed = " ".join(f"{100 * (a - b):+.1f}" for a, b in zip(method, baseline))
-    largest = 100 * max(spread(method)[1], spread(baseline)[1])
-    verdict = ("one seed: no spread" if len(method) < 2 else
-               "beyond the seed spread" if gain > largest else "NOT beyond the seed spread")
-    return f"{budget:>6}: {gain:+.1f} (per seed {per_seed}); largest spread {largest:.1f}: {verdict}"
 
 
 def check_same_settings(cfg) -> None:
@@ -125,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for method in (m for m in args.methods if m != "supervised" and "supervised" in args.methods):
         print(f"\n{LABELS.get(method, method)} - CE baseline, per budget (mIoU points):")
         for b in args.budgets:
-            print("  " + compare(results[(method, b)], results[("supervised", b)], f"{float(b) * 100:g}%"))
+            print("  " + compare(results[(method, b)], results[("supervised", b)], f"{float(b) * 100:>6g}%"))
     (out / "table.json").write_text(json.dumps({f"{m} {b}": v for (m, b), v in results.items()}, indent=2))
     return 0
 

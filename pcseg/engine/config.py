@@ -353,10 +353,11 @@ def load_config(path: Union[str, Path, None] = None, overrides: Sequence[str] = 
     return build_config(layers)
 
 
-# Settings of where and how a run runs and logs, not of what it computes.
+# Settings of where and how a run runs and logs, not of what it computes (the two sparse-convolution backends compute
+# the same convolution with one set of weights).
 RUN_SETTINGS = frozenset({
-    "data.root", "data.num_workers", "train.out_dir", "train.device", "train.log_every", "train.checkpoint_every",
-    "train.eval_every", "train.progress", "train.threads"})
+    "data.root", "data.num_workers", "model.backend", "train.out_dir", "train.device", "train.log_every",
+    "train.checkpoint_every", "train.eval_every", "train.progress", "train.threads"})
 # Settings that may change when a run resumes: those, evaluation, and a longer train.steps. The rest decides what is
 # trained, so a resume with other values would silently mix two runs.
 RESUME_FREE = RUN_SETTINGS | frozenset({

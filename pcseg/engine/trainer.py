@@ -42,6 +42,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _same_labels(before: Dict[str, Any], now: Dict[str, Any]) -> bool:
+    """Whether two `data` sections of Config.to_dict() label the same points: the same budget spec and seed, or
+    budget files with the same contents (a copied or moved run), or both all labels (budget_seed unused)."""
+    a, b = before.get("budget", ""), now["budget"]
+    if ":" in a or ":" in b:  # sampler specs (ratio:0.001): the seed draws the points
+        return a == b and before.get("budget_seed") == now["budget_seed"]
+    return a == b or (Path(a).is_file() and Path(b).is_file() and Path(a).read_bytes() == Path(b).read_bytes())
+
+
 class Trainer:
     """Trains `method` (an nn.Module whose forward(batch) returns a dict of scalar losses) on `train_set`.
 
@@ -125,8 +134,10 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything saved by `save_checkpoint`, so training continues as if never stopped."""
         state = ckpt.load(path)
-        saved = state.get("config")
-        changed = [] if saved is None else config_differences(saved, self.cfg.to_dict(), ignore=RESUME_FREE)
+        saved, current = state.get("config"), self.cfg.to_dict()
+        if saved is not None and _same_labels(saved.get("data", {}), current["data"]):
+            current["data"].update({k: saved["data"].get(k) for k in ("budget", "budget_seed")})
+        changed = [] if saved is None else config_differences(saved, current, ignore=RESUME_FREE)
         if changed:
             raise ckpt.CheckpointError(
                 f"cannot resume {path}: it was trained with other settings (checkpoint -> now: {'; '.join(changed)}). "

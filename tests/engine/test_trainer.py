@@ -114,6 +114,28 @@ def test_resume_refuses_other_training_settings(tmp_path):
     assert longer.step == 7
 
 
+def test_resume_takes_a_budget_file_by_its_contents(tmp_path):
+    first, copy = tmp_path / "first.pt", tmp_path / "copy.pt"
+    first.write_bytes(b"budget")
+    copy.write_bytes(b"budget")
+    make_trainer(make_cfg(tmp_path / "run", "train.steps=2", f"data.budget={first}")).fit()
+    moved = make_trainer(make_cfg(tmp_path / "run", "train.steps=3", f"data.budget={copy}"))
+    moved.fit(resume=tmp_path / "run" / "last.pt")
+    assert moved.step == 3
+    # all labels: budget_seed is unused; a sampler spec: it draws the points
+    make_trainer(make_cfg(tmp_path / "all", "train.steps=2")).fit()
+    make_trainer(make_cfg(tmp_path / "all", "train.steps=3", "data.budget_seed=1")).fit(
+        resume=tmp_path / "all" / "last.pt")
+    make_trainer(make_cfg(tmp_path / "spec", "train.steps=2", "data.budget=ratio:0.5")).fit()
+    with pytest.raises(ckpt.CheckpointError, match="data.budget_seed: 0 -> 1"):
+        make_trainer(make_cfg(tmp_path / "spec", "train.steps=3", "data.budget=ratio:0.5", "data.budget_seed=1")).fit(
+            resume=tmp_path / "spec" / "last.pt")
+    copy.write_bytes(b"other budget")
+    with pytest.raises(ckpt.CheckpointError, match=f"data.budget: {copy} -> {first}"):
+        make_trainer(make_cfg(tmp_path / "run", "train.steps=4", f"data.budget={first}")).fit(
+            resume=tmp_path / "run" / "last.pt")
+
+
 def test_nan_before_first_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 1: .*no checkpoint had been written yet"):
         make_trainer(make_cfg(tmp_path), nan_at_call=1).fit()
