@@ -220,7 +220,7 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
                   method: Optional[nn.Module] = None, voxel_size: float = 0.05,
                   features: Sequence[str] = ("color",), device: Union[str, torch.device] = "cpu",
                   labelable_only: bool = True, cache_dir: Optional[PathLike] = None, model_key: str = "",
-                  progress: bool = True) -> Selection:
+                  progress: bool = True, point_counts: Optional[Mapping[str, int]] = None) -> Selection:
     """Pick `num_points` (or `ratio` of all points) new points over every scene of `source`.
 
     source          scene source (scene_ids, __getitem__ -> Scene); its labels are the ground truth
@@ -230,6 +230,7 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     voxel_size, features   how the model's input is built (the training config's)
     labelable_only  oracle mode: skip points whose ground truth is -1
     cache_dir       per-scene score cache (resume an interrupted selection); `model_key` identifies the model
+    point_counts    {scene_id: points} of every scene when the caller knows them (saves reading each scene twice)
     returns         Selection whose `picks` hold exactly the budget
 
     With `cfg.random_share` > 0, that share of the budget is picked uniformly at random first, and the strategy
@@ -239,7 +240,7 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     if cfg.random_share > 0 and cfg.strategy != "random":
         return _select_mixed(source, cfg, previous, ratio, num_points, method=method, voxel_size=voxel_size,
                              features=features, device=device, labelable_only=labelable_only, cache_dir=cache_dir,
-                             model_key=model_key, progress=progress)
+                             model_key=model_key, progress=progress, point_counts=point_counts)
     scene_ids = list(source.scene_ids)
     position = {sid: i for i, sid in enumerate(scene_ids)}
     unknown = [sid for sid in previous if sid not in position]
@@ -257,9 +258,10 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     try:
         rate = ratio
         if num_points is not None:
-            counts = cache.num_points() if cache is not None else {}
+            counts = dict(point_counts) if point_counts is not None else (
+                cache.num_points() if cache is not None else {})
             if len(counts) != len(scene_ids):
-                counts = {sid: source[i].num_points for i, sid in enumerate(scene_ids)}
+                counts = scene_point_counts(source)
                 if cache is not None:
                     cache.set_num_points(counts)
             rate = num_points / max(sum(counts.values()), 1)
@@ -275,24 +277,33 @@ def select_points(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor
     return selection
 
 
+def scene_point_counts(source) -> Dict[str, int]:
+    """{scene_id: number of points} of every scene of `source` (reads each scene)."""
+    return {sid: int(source[i].num_points) for i, sid in enumerate(source.scene_ids)}
+
+
 def _select_mixed(source, cfg: ActiveConfig, previous: Mapping[str, torch.Tensor], ratio: Optional[float],
-                  num_points: Optional[int], cache_dir: Optional[PathLike] = None, **kwargs) -> Selection:
+                  num_points: Optional[int], cache_dir: Optional[PathLike] = None,
+                  point_counts: Optional[Mapping[str, int]] = None, **kwargs) -> Selection:
     """`select_points` with a random share: round(random_share * budget) random picks first, then the strategy's
-    among the rest (only the strategy's scores are cached: random ones are cheap)."""
+    among the rest (only the strategy's scores are cached: random ones are cheap). The candidate, pool and
+    suppression counts of the result are the strategy's part."""
     if num_points is None:
         round_budget(1, ratio)  # checks the ratio before any scene is read
-        num_points = round_budget(sum(source[i].num_points for i in range(len(source))), ratio)
+    counts = dict(point_counts) if point_counts is not None else scene_point_counts(source)
+    if num_points is None:
+        num_points = round_budget(sum(counts.values()), ratio)
     budget = round_budget(0, num_points=num_points)
     num_random = int(round(cfg.random_share * budget))
     parts, labeled, picks = [], dict(previous), {}
     for strategy, count, cache in (("random", num_random, None), (cfg.strategy, budget - num_random, cache_dir)):
         if count:
             part = select_points(source, replace(cfg, strategy=strategy, random_share=0.0), labeled,
-                                 num_points=count, cache_dir=cache, **kwargs)
+                                 num_points=count, cache_dir=cache, point_counts=counts, **kwargs)
             parts.append(part)
             labeled, picks = union_budgets(labeled, part.picks), union_budgets(picks, part.picks)
     last = parts[-1]
-    return Selection(picks=picks, budget=budget, total_points=last.total_points, candidates=parts[0].candidates,
+    return Selection(picks=picks, budget=budget, total_points=last.total_points, candidates=last.candidates,
                      pooled=last.pooled, walked=last.walked, suppressed=last.suppressed, filled=last.filled,
                      per_scene={sid: sum(p.per_scene.get(sid, 0) for p in parts) for sid in last.per_scene},
                      random=num_random)

@@ -87,6 +87,26 @@ def test_random_share_is_the_random_selection_then_the_strategy_on_the_rest():
         run(source, ActiveConfig(random_share=1.5))
 
 
+class CountingSource(TinySource):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("budget, expected", [({"num_points": 25}, 25), ({"ratio": 0.01}, 15)])
+def test_mixed_selection_counts_the_points_once(budget, expected):
+    """One pass to count the points, then one scoring pass per part (random, strategy)."""
+    source = CountingSource()
+    mixed = run(source, ActiveConfig(strategy="margin", random_share=0.4), **{"num_points": None, **budget})
+    assert source.reads == 3 * len(source) and mixed.budget == total(mixed.picks) == expected
+    # the counts of a mixed selection are its strategy part's: the candidates left after the random picks
+    assert mixed.candidates == sum(int((source[i].label >= 0).sum()) for i in range(len(source))) - mixed.random
+
+
 def test_suppression_that_drops_too_much_is_filled_back_to_the_budget():
     cfg = ActiveConfig(strategy="margin", radius=100.0, similarity=-1.0)  # one survivor per scene
     selection = run(TinySource(), cfg, num_points=12)
