@@ -375,11 +375,13 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def config_differences(before: Mapping[str, Any], after: Mapping[str, Any],
-                       ignore: Collection[str] = ()) -> List[str]:
+def config_differences(before: Mapping[str, Any], after: Mapping[str, Any], ignore: Collection[str] = (),
+                       defaults: Optional[Mapping[str, Any]] = None) -> List[str]:
     """'key: before -> after' for every setting (dotted key) that differs between two `Config.to_dict()` mappings;
-    a key only one of them has reads as '(unset)' in the other."""
-    a, b = _flatten(before), _flatten(after)
+    a key only one of them has reads as '(unset)' in the other. With `defaults` (a Config.to_dict()), a key that
+    `before` lacks takes its default value: a setting added since `before` was written, whose default keeps the
+    old behaviour, is no difference."""
+    a, b = {**(_flatten(defaults) if defaults else {}), **_flatten(before)}, _flatten(after)
     return [f"{key}: {a.get(key, '(unset)')} -> {b.get(key, '(unset)')}"
             for key in sorted(set(a) | set(b)) if key not in ignore and a.get(key) != b.get(key)]
 

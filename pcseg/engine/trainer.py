@@ -13,7 +13,7 @@ from torch import nn
 
 from pcseg.engine import checkpoint as ckpt
 from pcseg.engine import distributed as dist_utils
-from pcseg.engine.config import RESUME_FREE, Config, OptimConfig, config_differences, save_config
+from pcseg.engine.config import RESUME_FREE, Config, OptimConfig, config_differences, load_config, save_config
 from pcseg.engine.ema import EMA
 from pcseg.engine.log import RunLogger
 from pcseg.engine.sampler import ResumableBatchSampler
@@ -137,7 +137,8 @@ class Trainer:
         saved, current = state.get("config"), self.cfg.to_dict()
         if saved is not None and _same_labels(saved.get("data", {}), current["data"]):
             current["data"].update({k: saved["data"].get(k) for k in ("budget", "budget_seed")})
-        changed = [] if saved is None else config_differences(saved, current, ignore=RESUME_FREE)
+        defaults = load_config(overrides=[f"method.name={self.cfg.method.name}"]).to_dict()
+        changed = [] if saved is None else config_differences(saved, current, RESUME_FREE, defaults)
         if changed:
             raise ckpt.CheckpointError(
                 f"cannot resume {path}: it was trained with other settings (checkpoint -> now: {'; '.join(changed)}). "

@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,14 @@ def test_config_differences_name_each_changed_key():
     changed = config_differences(supervised, before)
     assert "method.name: supervised -> hpal" in changed and "method.threshold: (unset) -> 0.75" in changed
     assert config_differences(before, before) == []
+    # a checkpoint written before method.two_streams existed: with the defaults, the old behaviour is no change
+    hpal = load_config(overrides=["method.name=hpal"]).to_dict()
+    older = copy.deepcopy(hpal)
+    del older["method"]["two_streams"]
+    assert config_differences(older, hpal) == ["method.two_streams: (unset) -> False"]
+    assert config_differences(older, hpal, defaults=hpal) == []
+    two_streams = load_config(overrides=["method.name=hpal", "method.two_streams=true"]).to_dict()
+    assert config_differences(older, two_streams, defaults=hpal) == ["method.two_streams: False -> True"]
 
 
 def test_parse_overrides_nests():

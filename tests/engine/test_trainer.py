@@ -107,6 +107,10 @@ def test_resume_refuses_other_training_settings(tmp_path):
     assert str(tmp_path / "last.pt") in msg and "optim.lr: 0.1 -> 0.05" in msg and "train.seed: 0 -> 3" in msg
     assert "train.steps" not in msg and other.step == 0  # nothing was loaded, the checkpoint is untouched
     assert all(torch.equal(v, ckpt.load(tmp_path / "last.pt")["model"][k]) for k, v in before.items())
+    # a setting the checkpoint does not know yet (added to pcseg since) counts as its default
+    state = ckpt.load(tmp_path / "last.pt")
+    del state["config"]["method"]["label_smoothing"]
+    ckpt.save_atomic(state, tmp_path / "last.pt")
     # where it runs, how often it logs and a longer schedule may change
     longer = make_trainer(make_cfg(tmp_path, "train.steps=7", "train.log_every=3", "train.threads=1",
                                    "eval.tta_rotations=2"))
