@@ -131,6 +131,7 @@ def test_synthetic_configs_are_the_demo_runs():
 
     folder = Path(__file__).resolve().parents[2] / "configs" / "synthetic"
     runs = dict(RUNS + list(EXTRA_RUNS.values()))
-    for name, row in [("supervised", "supervised full"), ("ce_0.1pct", "supervised 0.1%"), ("cpcm_0.1pct", "cpcm 0.1%")]:
+    pairs = [("supervised", "supervised full"), ("ce_0.1pct", "supervised 0.1%"), ("cpcm_0.1pct", "cpcm 0.1%")]
+    for name, row in pairs:
         shipped = load_config(folder / f"{name}.yaml", ["train.out_dir=x"])
         assert shipped == load_config(overrides=DEMO + runs[row] + ("train.out_dir=x",)), name
