@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pcseg.engine.config import RUN_SETTINGS, config_differences, read_yaml  # noqa: E402
