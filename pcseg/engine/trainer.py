@@ -134,11 +134,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything saved by `save_checkpoint`, so training continues as if never stopped."""
         state = ckpt.load(path)
-        saved, current = state.get("config"), self.cfg.to_dict()
-        if saved is not None and _same_labels(saved.get("data", {}), current["data"]):
-            current["data"].update({k: saved["data"].get(k) for k in ("budget", "budget_seed")})
-        defaults = load_config(overrides=[f"method.name={self.cfg.method.name}"]).to_dict()
-        changed = [] if saved is None else config_differences(saved, current, RESUME_FREE, defaults)
+        changed = self._resume_differences(state["config"]) if state.get("config") is not None else []
         if changed:
             raise ckpt.CheckpointError(
                 f"cannot resume {path}: it was trained with other settings (checkpoint -> now: {'; '.join(changed)}). "
@@ -157,6 +153,14 @@ class Trainer:
         self.last_checkpoint_step = self.step
         if self.step > self.cfg.train.steps:
             raise ckpt.CheckpointError(f"{path} is at step {self.step}, beyond train.steps={self.cfg.train.steps}")
+
+    def _resume_differences(self, saved: Dict[str, Any]) -> List[str]:
+        """The settings (beyond RESUME_FREE) of a checkpoint's config that this trainer's config changes."""
+        current = self.cfg.to_dict()
+        if _same_labels(saved.get("data", {}), current["data"]):
+            current["data"].update({k: saved["data"].get(k) for k in ("budget", "budget_seed")})
+        defaults = load_config(overrides=[f"method.name={self.cfg.method.name}"]).to_dict()
+        return config_differences(saved, current, RESUME_FREE, defaults)
 
     # ------------------------------------------------------------------------------------------------ loop
 
