@@ -196,6 +196,9 @@ def build_finetuner(cfg: Config, pretrained: Optional[str | Path] = None, scan_e
     _require_method(cfg, ("supervised", "linear_probe"), "finetune")
     if pretrained is not None and not Path(pretrained).is_file():
         raise FileNotFoundError(f"--pretrained: checkpoint not found: {pretrained}")
+    if pretrained is not None and cfg.train.init_from:
+        raise ConfigError(f"--pretrained {pretrained} and train.init_from={cfg.train.init_from} both set the starting "
+                          "weights: give one")
     sources = dict(sources or {})
     train = sources.get(cfg.data.train_split)
     train = train if train is not None else build_source(cfg, cfg.data.train_split)

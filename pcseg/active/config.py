@@ -41,6 +41,9 @@ class ActiveConfig:
     round_points: int = field(default=0, metadata={
         "help": "active-loop: points labeled per selection round (overrides round_ratio when > 0)"})
     rounds: int = field(default=4, metadata={"help": "active-loop: selection rounds after the initial training"})
+    warm_start: bool = field(default=False, metadata={
+        "help": "active-loop: each round's training starts from the previous round's final weights (student and "
+                "teacher; a new optimizer, schedule and pseudo-label ramp) instead of from scratch"})
 
     def check(self) -> "ActiveConfig":
         """Raise ConfigError naming the first bad value; returns self."""

@@ -2,7 +2,8 @@
 
     round 0: a random initial budget (`active.initial`) -> train -> evaluate
     round r: select `active.round_ratio` of all training points (or `active.round_points`) with the model of
-             round r-1 -> the oracle labels them (the dataset's ground truth) -> train from scratch -> evaluate
+             round r-1 -> the oracle labels them (the dataset's ground truth) -> train -> evaluate
+Each round trains from scratch, or with `active.warm_start` from round r-1's final weights (student and teacher).
 
 Files under the output folder: `budgets/round_<r>.pt` (each a NEW file: the previous round's points plus the
 picks), `round_<r>/` (the trainer's checkpoint, logs, metrics.json), `rounds.json` (the per-round table). A rerun
@@ -44,9 +45,12 @@ class RoundResult:
         return self.labeled_points / max(self.total_points, 1)
 
 
-def round_config(cfg: Config, budget_file: Path, out_dir: Path) -> Config:
-    """`cfg` training on `budget_file` into `out_dir`."""
-    return load_config(None, [f"data.budget={budget_file}", f"train.out_dir={out_dir}"], base=cfg.to_dict())
+def round_config(cfg: Config, budget_file: Path, out_dir: Path, init_from: Optional[Path] = None) -> Config:
+    """`cfg` training on `budget_file` into `out_dir`, from the weights of checkpoint `init_from` when given."""
+    overrides = [f"data.budget={budget_file}", f"train.out_dir={out_dir}"]
+    if init_from is not None:
+        overrides.append(f"train.init_from={init_from}")
+    return load_config(None, overrides, base=cfg.to_dict())
 
 
 def train_run(cfg: Config, sources: Dict[str, object]):
@@ -90,7 +94,8 @@ def run_active_loop(cfg: Config, active: ActiveConfig, out_dir: Union[str, Path]
     report(format_header())
     for r in range(active.rounds + 1):
         budget_file = budgets / f"round_{r}.pt"
-        run_cfg = round_config(cfg, budget_file, out_dir / f"round_{r}")
+        init_from = out_dir / f"round_{r - 1}" / "last.pt" if active.warm_start and r > 0 else None
+        run_cfg = round_config(cfg, budget_file, out_dir / f"round_{r}", init_from)
         tic = time.perf_counter()
         trainer, metrics = train_run(run_cfg, sources)
         train_seconds = time.perf_counter() - tic

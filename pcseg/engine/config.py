@@ -99,6 +99,8 @@ class TrainConfig:
     eval_every: int = _opt(0, "steps between validation runs (0 = only after the last step)")
     progress: bool = _opt(True, "show progress bars")
     threads: int = _opt(0, "torch CPU threads (0 = torch's default)")
+    init_from: str = _opt("", "checkpoint whose model weights start this training (a new run, not a resume: the "
+                              "optimizer, schedule, EMA and the method's step counters start fresh); '' = random")
 
 
 @dataclass

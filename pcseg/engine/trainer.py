@@ -154,6 +154,19 @@ class Trainer:
         if self.step > self.cfg.train.steps:
             raise ckpt.CheckpointError(f"{path} is at step {self.step}, beyond train.steps={self.cfg.train.steps}")
 
+    def init_weights(self, path: str | Path) -> None:
+        """Start from the model weights of checkpoint `path` (train.init_from). The method's step counters (the
+        buffers it names in `step_buffers`) keep their fresh values, so schedules inside the method restart too."""
+        if not Path(path).is_file():
+            raise ckpt.CheckpointError(f"train.init_from: checkpoint not found: {path}")
+        weights = dict(ckpt.load(path)["model"])
+        fresh = self.method.state_dict()
+        for name in getattr(self.method, "step_buffers", ()):
+            weights[name] = fresh[name]
+        ckpt.load_model_state(self.method, weights, source=f"train.init_from {path}")
+        if self.ema is not None:
+            self.ema = EMA(self.method, self.cfg.train.ema_decay)
+
     def _resume_differences(self, saved: Dict[str, Any]) -> List[str]:
         """The settings (beyond RESUME_FREE) of a checkpoint's config that this trainer's config changes."""
         current = self.cfg.to_dict()
@@ -169,6 +182,8 @@ class Trainer:
         cfg = self.cfg.train
         if resume is not None:
             self.load_checkpoint(resume)
+        elif cfg.init_from:
+            self.init_weights(cfg.init_from)
         logger = None
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)

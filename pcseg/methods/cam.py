@@ -46,6 +46,8 @@ class CAMSegmentation(nn.Module):
     predict(batch) -> (B*H*W, K + 1) segmentation logits in flatten_nchw order
     """
 
+    step_buffers = ("step",)  # start over in a new training from these weights (train.init_from)
+
     @dataclass
     class Config(MethodConfig):
         name: str = "cam"

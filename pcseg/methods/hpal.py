@@ -46,6 +46,8 @@ class HPAL(Supervised):
     num_classes  K
     """
 
+    step_buffers = ("steps",)  # start over in a new training from these weights (train.init_from)
+
     @dataclass
     class Config(MethodConfig):
         name: str = "hpal"
