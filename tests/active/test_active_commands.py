@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pcseg.cli import main
 from pcseg.data import SyntheticIndoor
@@ -39,6 +40,27 @@ def test_active_loop_table_and_budgets(loop_dir, capsys):
     assert main(["active-loop", "configs/synthetic/hpal.yaml", *TINY, "--out", str(loop_dir), "--no-progress"]) == 0
     assert (loop_dir / "budgets/round_1.pt").stat().st_mtime_ns == before
     assert "labeled points" in capsys.readouterr().out
+
+
+def test_active_loop_warm_start_trains_each_round_from_the_previous_model(tmp_path, monkeypatch):
+    from pcseg.engine import checkpoint as ckpt
+    from pcseg.engine.trainer import Trainer
+
+    started = {}
+    init_weights = Trainer.init_weights
+
+    def spy(self, path):
+        init_weights(self, path)
+        started[str(path)] = {k: v.clone() for k, v in self.method.state_dict().items()}
+
+    monkeypatch.setattr(Trainer, "init_weights", spy)
+    assert main(["active-loop", "configs/synthetic/hpal.yaml", *TINY, "active.warm_start=true", "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    previous = tmp_path / "round_0" / "last.pt"
+    assert list(started) == [str(previous)]  # round 0 starts from scratch, round 1 from round 0's weights
+    for k, v in ckpt.load(previous)["model"].items():  # student and teacher; the pseudo-label ramp starts over
+        assert torch.equal(started[str(previous)][k], torch.zeros_like(v) if k == "steps" else v), k
+    assert ckpt.load(tmp_path / "round_1" / "last.pt")["config"]["train"]["init_from"] == str(previous)
 
 
 def test_select_oracle_writes_a_new_budget(loop_dir, tmp_path, capsys):

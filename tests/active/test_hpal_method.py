@@ -74,6 +74,10 @@ def test_rampup_scales_the_pseudo_loss():
     full = make_method(threshold=0.0)(batch)["pseudo"]
     ramped = make_method(threshold=0.0, rampup_steps=4)(batch)["pseudo"]
     assert torch.allclose(ramped, full / 4)
+    # the ramp counts the forwards in a buffer that a new training from these weights (train.init_from) restarts
+    method = make_method(rampup_steps=4)
+    method(batch)
+    assert [int(method.state_dict()[name]) for name in method.step_buffers] == [1]
 
 
 def test_two_streams_train_the_student_on_an_augmented_copy_too():

@@ -156,3 +156,56 @@ def test_method_must_return_loss_dict(tmp_path):
     trainer = Trainer(make_cfg(tmp_path), Bad(), ToyData(), collate)
     with pytest.raises(TypeError, match="must return a non-empty dict of losses"):
         trainer.fit()
+
+
+class CountingToy(ToyMethod):
+    """ToyMethod with a step counter buffer that a new training from its weights restarts."""
+
+    step_buffers = ("seen",)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+
+    def forward(self, batch):
+        self.seen += 1
+        return super().forward(batch)
+
+
+def test_init_from_starts_a_new_training_from_the_weights(tmp_path):
+    torch.manual_seed(0)
+    first = Trainer(make_cfg(tmp_path / "first", "train.steps=4"), CountingToy(), ToyData(5, 0), collate)
+    first.fit()
+    saved = ckpt.load(tmp_path / "first" / "last.pt")["model"]
+    assert int(saved["seen"]) == 4
+
+    cfg = make_cfg(tmp_path / "second", "train.steps=4", f"train.init_from={tmp_path / 'first' / 'last.pt'}")
+    torch.manual_seed(1)
+    second = Trainer(cfg, CountingToy(), ToyData(5, 0), collate)
+    assert not torch.equal(second.method.net[0].weight, saved["net.0.weight"])
+    second.init_weights(cfg.train.init_from)
+    for k, v in saved.items():  # the weights and the EMA start from the checkpoint, the counter starts over
+        expected = torch.zeros_like(v) if k == "seen" else v
+        assert torch.equal(second.method.state_dict()[k], expected), k
+        assert torch.equal(second.ema.module.state_dict()[k], expected), k
+    assert second.optimizer.state_dict()["state"] == {}
+
+    # fit() does the same: 4 new steps on a fresh schedule (a resume would find the work done)
+    torch.manual_seed(1)
+    third = Trainer(cfg, CountingToy(), ToyData(5, 0), collate)
+    third.fit()
+    assert third.step == 4 and int(third.method.seen) == 4
+    assert ckpt.load(tmp_path / "second" / "last.pt")["config"]["train"]["init_from"] == cfg.train.init_from
+    lrs = [r["lr"] for r in third.history if "lr" in r]
+    assert lrs == [r["lr"] for r in first.history if "lr" in r]  # the warmup and decay start again
+
+
+def test_init_from_names_a_missing_or_foreign_checkpoint(tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="train.init_from: checkpoint not found: .*nothing.pt"):
+        make_trainer(make_cfg(tmp_path, f"train.init_from={tmp_path / 'nothing.pt'}")).fit()
+    torch.manual_seed(0)
+    Trainer(make_cfg(tmp_path / "counting", "train.steps=2"), CountingToy(), ToyData(5, 0), collate).fit()
+    other = make_trainer(make_cfg(tmp_path / "toy", f"train.init_from={tmp_path / 'counting' / 'last.pt'}"))
+    with pytest.raises(ckpt.CheckpointError, match="train.init_from .*counting/last.pt does not fit the model .*seen"):
+        other.fit()  # another method: its extra buffer is named
+    assert other.step == 0

@@ -66,6 +66,10 @@ def test_finetune_errors(tmp_path):
         build_finetuner(cfg, tmp_path / "none.pt", sources={"train": _source("train", 1), "val": _source("val", 1)})
     with pytest.raises(ConfigError, match="needs method.name slidr"):
         build_pretrainer(cfg, _source("train", 1))
+    (tmp_path / "weights.pt").write_bytes(b"")
+    both = load_config(overrides=TINY + ["method.name=supervised", f"train.init_from={tmp_path / 'weights.pt'}"])
+    with pytest.raises(ConfigError, match="--pretrained .*weights.pt and train.init_from=.*weights.pt both set"):
+        build_finetuner(both, tmp_path / "weights.pt")
     with pytest.raises(ValueError, match="scan-every must be >= 1"):
         EveryNthScan(_source("train", 1), 0)
     trainer = build_finetuner(cfg, sources={"train": _source("train", 1), "val": _source("val", 1)})

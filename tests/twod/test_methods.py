@@ -33,6 +33,8 @@ def test_cam_training_run(train):
     history = train(method, TrainImages(data), collate_images, steps=20, batch_size=4)
     assert "cls" in history[0] and "seg" not in history[0] and "seg" in history[-1] and "cls" not in history[-1]
     assert np.mean([h["cls"] for h in history[12:16]]) < np.mean([h["cls"] for h in history[:4]])
+    # the stage counter a new training from these weights (train.init_from) restarts
+    assert [int(method.state_dict()[name]) for name in method.step_buffers] == [20]
     method.eval()
     batch = collate_images([data[i] for i in range(6)])
     masks = method.pseudo_masks(batch)
