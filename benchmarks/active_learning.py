@@ -3,7 +3,8 @@
 At equal final budgets (default 0.1% of the training points, the first fifth labeled at random and the rest added
 in `--rounds` selection rounds) it compares:
     HPAL          hierarchical margin + feature-distance suppression selection, mean-teacher training, every round
-    random+MT     random selection of the same number of points, the same mean-teacher training (final budget)
+    random+MT     random selection of the same number of points, the same mean-teacher training (final budget;
+                  with active.warm_start=true random picks in the same warm-started rounds as HPAL)
     CE            plain cross-entropy on that random final budget
     full          cross-entropy with every label (the reference of the ratio)
 and prints the per-round table (labeled points, mIoU as mean +- half the range over seeds) and the final
@@ -14,6 +15,7 @@ comparison with the ratio to full supervision.
     python benchmarks/active_learning.py --seeds 0 1 2 data.num_train_scenes=24 train.threads=2
     python benchmarks/active_learning.py active.random_share=0.5   # active.* overrides change the HPAL selection
     python benchmarks/active_learning.py method.two_streams=true   # method.* ones the HPAL and random+MT training
+    python benchmarks/active_learning.py active.warm_start=true    # each round starts from the previous round's model
 
 Training runs on one thread (train.threads=1) so that the benchmark can share the 2-core machine with another run;
 `train.threads=2` when it runs alone. Finished trainings are reused, so `--seeds 0` and `--seeds 1` can run side by
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     print(f"{len(train_source)} training rooms, {total:,} points; final budget {100 * final:g}% "
           f"= {round(final * total)} points in 1 + {args.rounds} rounds; seeds {args.seeds}", flush=True)
     tic = time.perf_counter()
-    rows: Dict[str, Dict[int, object]] = {"hpal": {}, "random": {}, "ce": {}, "full": {}, "labeled": {}}
+    rows: Dict[str, Dict[int, object]] = {"hpal": {}, "random": {}, "ce": {}, "full": {}, "labeled": {},
+                                          "random_rounds": {}}
     for seed in args.seeds:
         seeded = base + (f"train.seed={seed}",)
         active_over = active_schedule + (f"active.seed={seed}",)
@@ -111,9 +114,20 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                                sources=sources, report=lambda line: print(line, flush=True))
         rows["hpal"][seed] = [r.miou for r in loop]
         rows["labeled"][seed] = [r.labeled_points for r in loop]
-        _, random_active = load_active_config(None, seeded + teacher + active_over + ("active.strategy=random",))
+        random_cfg, random_active = load_active_config(None, seeded + teacher + active_over
+                                                       + ("active.strategy=random",))
         budget = random_budgets(train_source, random_active, out / f"seed{seed}" / "random_budgets")
-        for name, method in (("random", teacher), ("ce", ("method.name=supervised",))):
+        arms = [("ce", ("method.name=supervised",))]
+        if active.warm_start:  # random picks in the same warm-started rounds: only the selection differs from HPAL
+            print(f"\n[seed {seed}] random selection + mean teacher, the same warm-started rounds", flush=True)
+            random_loop = run_active_loop(random_cfg, random_active, out / f"seed{seed}" / "random_loop",
+                                          progress=args.progress, sources=sources,
+                                          report=lambda line: print(line, flush=True))
+            rows["random_rounds"][seed] = [r.miou for r in random_loop]
+            rows["random"][seed] = random_loop[-1].miou
+        else:
+            arms.insert(0, ("random", teacher))
+        for name, method in arms:
             run_cfg = load_config(None, seeded + method + (f"data.budget={budget}",
                                                            f"train.out_dir={out / f'seed{seed}' / name}"))
             rows[name][seed] = train_once(run_cfg, sources)
@@ -136,23 +150,28 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
 
 def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str:
     """Per-round HPAL table, then the final comparison at equal budgets with the ratio to full supervision."""
+    random_rounds = bool(rows["random_rounds"])  # the random arm ran the same rounds (active.warm_start)
     lines = [f"per-round table (mIoU %, mean +- half range over seeds {list(seeds)})",
-             f"{'round':>5} {'labeled points':>15} {'fraction':>9} {'HPAL mIoU':>14}"]
+             f"{'round':>5} {'labeled points':>15} {'fraction':>9} {'HPAL mIoU':>14}"
+             + (f" {'random mIoU':>14}" if random_rounds else "")]
     rounds = len(rows["hpal"][seeds[0]])
     for r in range(rounds):
         labeled = [rows["labeled"][s][r] for s in seeds]
         lines.append(f"{r:>5} {int(np.mean(labeled)):>15,} {100 * np.mean(labeled) / total:>8.3f}% "
-                     f"{mean_spread([rows['hpal'][s][r] for s in seeds]):>14}")
+                     f"{mean_spread([rows['hpal'][s][r] for s in seeds]):>14}"
+                     + (f" {mean_spread([rows['random_rounds'][s][r] for s in seeds]):>14}" if random_rounds else ""))
     final = {name: [rows[name][s][-1] if name == "hpal" else rows[name][s] for s in seeds]
              for name in ("hpal", "random", "ce", "full")}
     full = np.mean(final["full"])
-    names = {"hpal": "HPAL (selection + teacher)", "random": "random selection + teacher",
+    names = {"hpal": "HPAL (selection + teacher)",
+             "random": "random selection + teacher" + (", same rounds" if random_rounds else ""),
              "ce": "CE, same random budget", "full": "full supervision"}
+    width = max(map(len, names.values()))
     lines += ["", f"at the final budget ({rows['labeled'][seeds[0]][-1]:,} labeled points):",
-              f"{'':<28} {'mIoU':>14} {'of full':>8}  per seed"]
+              f"{'':<{width}} {'mIoU':>14} {'of full':>8}  per seed"]
     for name, values in final.items():
         per_seed = " ".join(f"{100 * v:.1f}" for v in values)
-        lines.append(f"{names[name]:<28} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  {per_seed}")
+        lines.append(f"{names[name]:<{width}} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  {per_seed}")
     lines += [compare(final["hpal"], final[other], f"HPAL - {other}") for other in ("random", "ce")]
     lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / full:.1f}% of full supervision (target 95%)")
     lines.append(f"total time {seconds / 60:.1f} min")
