@@ -171,7 +171,8 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str
               f"{'':<{width}} {'mIoU':>14} {'of full':>8}  per seed"]
     for name, values in final.items():
         per_seed = " ".join(f"{100 * v:.1f}" for v in values)
-        lines.append(f"{names[name]:<{width}} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  {per_seed}")
+        lines.append(f"{names[name]:<{width}} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  "
+                     f"{per_seed}")
     lines += [compare(final["hpal"], final[other], f"HPAL - {other}") for other in ("random", "ce")]
     lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / full:.1f}% of full supervision (target 95%)")
     lines.append(f"total time {seconds / 60:.1f} min")
