@@ -191,7 +191,6 @@ def build_finetuner(cfg: Config, pretrained: Optional[str | Path] = None, scan_e
     """Trainer of a supervised (or linear-probe) run on every `scan_every`-th training scan whose backbone starts
     from `pretrained` (None: random initialisation, the baseline). `sources` as for engine.build_trainer."""
     from pcseg.engine.build import build_source, build_trainer
-    from pcseg.engine.ema import EMA
 
     _require_method(cfg, ("supervised", "linear_probe"), "finetune")
     if pretrained is not None and not Path(pretrained).is_file():
@@ -206,8 +205,7 @@ def build_finetuner(cfg: Config, pretrained: Optional[str | Path] = None, scan_e
     trainer = build_trainer(cfg, sources)
     if pretrained is not None:
         load_pretrained_backbone(trainer.method, pretrained)
-        if trainer.ema is not None:  # the average starts from the loaded weights
-            trainer.ema = EMA(trainer.method, cfg.train.ema_decay)
+        trainer.restart_ema()
         trainer.extra_state["pretrained"] = str(pretrained)
     trainer.extra_state["scan_every"] = scan_every
     return trainer

@@ -164,6 +164,10 @@ class Trainer:
         for name in getattr(self.method, "step_buffers", ()):
             weights[name] = fresh[name]
         ckpt.load_model_state(self.method, weights, source=f"train.init_from {path}")
+        self.restart_ema()
+
+    def restart_ema(self) -> None:
+        """After new weights were loaded into the method: the average (train.ema_decay) starts from them."""
         if self.ema is not None:
             self.ema = EMA(self.method, self.cfg.train.ema_decay)
 
