@@ -4,7 +4,8 @@ At equal final budgets (default 0.1% of the training points, the first fifth lab
 in `--rounds` selection rounds) it compares:
     HPAL          hierarchical margin + feature-distance suppression selection, mean-teacher training, every round
     random+MT     random selection of the same number of points, the same mean-teacher training (final budget;
-                  with active.warm_start=true random picks in the same warm-started rounds as HPAL)
+                  with active.warm_start=true random picks in the same warm-started rounds as HPAL, whose round 0,
+                  the same training, it copies)
     CE            plain cross-entropy on that random final budget
     full          cross-entropy with every label (the reference of the ratio)
 and prints the per-round table (labeled points, mIoU as mean +- half the range over seeds) and the final
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,6 +72,15 @@ def random_budgets(source, active, out: Path) -> Path:
             write_round(previous, picks, following)
         path = following
     return path
+
+
+def copy_first_round(hpal: Path, loop: Path) -> None:
+    """Start the warm-started random loop from HPAL's finished round 0: the same budget file and training."""
+    if (loop / "round_0").exists() or not (hpal / "round_0" / "last.pt").is_file():
+        return
+    (loop / "budgets").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(hpal / "budgets" / "round_0.pt", loop / "budgets" / "round_0.pt")
+    shutil.copytree(hpal / "round_0", loop / "round_0")
 
 
 def train_once(cfg, sources) -> float:
@@ -120,6 +131,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         arms = [("ce", ("method.name=supervised",))]
         if active.warm_start:  # random picks in the same warm-started rounds: only the selection differs from HPAL
             print(f"\n[seed {seed}] random selection + mean teacher, the same warm-started rounds", flush=True)
+            copy_first_round(out / f"seed{seed}" / "hpal", out / f"seed{seed}" / "random_loop")
             random_loop = run_active_loop(random_cfg, random_active, out / f"seed{seed}" / "random_loop",
                                           progress=args.progress, sources=sources,
                                           report=lambda line: print(line, flush=True))
