@@ -93,6 +93,7 @@ def train_once(cfg, sources) -> float:
 def run(args: argparse.Namespace) -> Dict[str, object]:
     from pcseg.active.config import load_active_config, split_overrides
     from pcseg.active.loop import run_active_loop
+    from pcseg.active.select import scene_point_counts
     from pcseg.engine.build import build_source
     from pcseg.engine.config import load_config
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     cfg, _ = load_active_config(None, base + teacher)
     sources = {split: build_source(cfg, split) for split in (cfg.data.train_split, cfg.data.val_split)}
     train_source = sources[cfg.data.train_split]
-    total = sum(train_source[i].num_points for i in range(len(train_source)))
+    total = sum(scene_point_counts(train_source).values())
     print(f"{len(train_source)} training rooms, {total:,} points; final budget {100 * final:g}% "
           f"= {round(final * total)} points in 1 + {args.rounds} rounds; seeds {args.seeds}", flush=True)
     tic = time.perf_counter()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from pcseg.active.config import ActiveConfig
-from pcseg.active.select import select_points, write_round
+from pcseg.active.select import scene_point_counts, select_points, write_round
 from pcseg.active.uncertainty import MODEL_FREE
 from pcseg.engine.config import Config, load_config
 from pcseg.weak.budget import read_budget, sample_budget, write_budget
@@ -86,7 +86,7 @@ def run_active_loop(cfg: Config, active: ActiveConfig, out_dir: Union[str, Path]
         if split not in sources:
             sources[split] = build_source(cfg, split)
     train_source = sources[cfg.data.train_split]
-    total = int(sum(train_source[i].num_points for i in range(len(train_source))))
+    total = sum(scene_point_counts(train_source).values())
     first = budgets / "round_0.pt"
     if not first.exists():
         write_budget(sample_budget(train_source, active.initial, active.seed), first)
