@@ -7,7 +7,8 @@ in `--rounds` selection rounds) it compares:
                   with active.warm_start=true random picks in the same warm-started rounds as HPAL, whose round 0,
                   the same training, it copies)
     CE            plain cross-entropy on that random final budget
-    full          cross-entropy with every label (the reference of the ratio)
+    full          cross-entropy with every label (the reference of the ratio); with active.warm_start=true also
+                  one training as long as all the warm-started rounds together, (rounds + 1) x train.steps
 and prints the per-round table (labeled points, mIoU as mean +- half the range over seeds) and the final
 comparison with the ratio to full supervision.
 
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
           f"= {round(final * total)} points in 1 + {args.rounds} rounds; seeds {args.seeds}", flush=True)
     tic = time.perf_counter()
     rows: Dict[str, Dict[int, object]] = {"hpal": {}, "random": {}, "ce": {}, "full": {}, "labeled": {},
-                                          "random_rounds": {}}
+                                          "random_rounds": {}, "full_long": {}}
     for seed in args.seeds:
         seeded = base + (f"train.seed={seed}",)
         active_over = active_schedule + (f"active.seed={seed}",)
@@ -150,8 +151,15 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         rows["full"][seed] = train_once(full_cfg, sources)
         print(f"[seed {seed}]   full supervision: mIoU {100 * rows['full'][seed]:.1f}  "
               f"({time.perf_counter() - tic:.0f}s so far)", flush=True)
+        if active.warm_start:  # by its last round a warm-started arm has trained (rounds + 1) x steps
+            long_cfg = load_config(None, seeded + ("method.name=supervised",
+                                                    f"train.steps={(args.rounds + 1) * full_cfg.train.steps}",
+                                                    f"train.out_dir={out / f'seed{seed}' / 'full_long'}"))
+            rows["full_long"][seed] = train_once(long_cfg, sources)
+            print(f"[seed {seed}]   full supervision, {long_cfg.train.steps} steps: mIoU "
+                  f"{100 * rows['full_long'][seed]:.1f}  ({time.perf_counter() - tic:.0f}s so far)", flush=True)
     seconds = time.perf_counter() - tic
-    report = format_report(rows, args.seeds, total, seconds)
+    report = format_report(rows, args.seeds, total, seconds, (args.rounds + 1) * cfg.train.steps)
     print("\n" + report)
     out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": list(args.seeds), "total_points": total, "seconds": seconds, "final_ratio": final,
@@ -161,8 +169,9 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     return result
 
 
-def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str:
-    """Per-round HPAL table, then the final comparison at equal budgets with the ratio to full supervision."""
+def format_report(rows, seeds: Sequence[int], total: int, seconds: float, long_steps: int) -> str:
+    """Per-round HPAL table, then the final comparison at equal budgets with the ratio to full supervision (and to
+    full supervision trained `long_steps`, when the warm-started rounds ran it)."""
     random_rounds = bool(rows["random_rounds"])  # the random arm ran the same rounds (active.warm_start)
     lines = [f"per-round table (mIoU %, mean +- half range over seeds {list(seeds)})",
              f"{'round':>5} {'labeled points':>15} {'fraction':>9} {'HPAL mIoU':>14}"
@@ -174,11 +183,12 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str
                      f"{mean_spread([rows['hpal'][s][r] for s in seeds]):>14}"
                      + (f" {mean_spread([rows['random_rounds'][s][r] for s in seeds]):>14}" if random_rounds else ""))
     final = {name: [rows[name][s][-1] if name == "hpal" else rows[name][s] for s in seeds]
-             for name in ("hpal", "random", "ce", "full")}
+             for name in ("hpal", "random", "ce", "full") + (("full_long",) if rows["full_long"] else ())}
     full = np.mean(final["full"])
     names = {"hpal": "HPAL (selection + teacher)",
              "random": "random selection + teacher" + (", same rounds" if random_rounds else ""),
-             "ce": "CE, same random budget", "full": "full supervision"}
+             "ce": "CE, same random budget", "full": "full supervision",
+             "full_long": f"full supervision, {long_steps} steps"}
     width = max(map(len, names.values()))
     lines += ["", f"at the final budget ({rows['labeled'][seeds[0]][-1]:,} labeled points):",
               f"{'':<{width}} {'mIoU':>14} {'of full':>8}  per seed"]
@@ -188,6 +198,9 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float) -> str
                      f"{per_seed}")
     lines += [compare(final["hpal"], final[other], f"HPAL - {other}") for other in ("random", "ce")]
     lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / full:.1f}% of full supervision (target 95%)")
+    if "full_long" in final:
+        lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / np.mean(final['full_long']):.1f}% of full "
+                     f"supervision trained as many steps as its rounds ({long_steps})")
     lines.append(f"total time {seconds / 60:.1f} min")
     return "\n".join(lines)
 
