@@ -81,7 +81,10 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
         return
     (loop / "budgets").mkdir(parents=True, exist_ok=True)
     shutil.copy2(hpal / "budgets" / "round_0.pt", loop / "budgets" / "round_0.pt")
-    shutil.copytree(hpal / "round_0", loop / "round_0")
+    partial = loop / "round_0.partial"  # an interrupted copy never passes for a finished round
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(hpal / "round_0", partial)
+    partial.rename(loop / "round_0")
 
 
 def train_once(cfg, sources) -> float:
