@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     total = sum(scene_point_counts(train_source).values())
     print(f"{len(train_source)} training rooms, {total:,} points; final budget {100 * final:g}% "
           f"= {round(final * total)} points in 1 + {args.rounds} rounds; seeds {args.seeds}", flush=True)
+    long_steps = (args.rounds + 1) * cfg.train.steps  # a warm-started arm's steps by its last round
     tic = time.perf_counter()
     rows: Dict[str, Dict[int, object]] = {"hpal": {}, "random": {}, "ce": {}, "full": {}, "labeled": {},
                                           "random_rounds": {}, "full_long": {}}
@@ -154,15 +155,14 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         rows["full"][seed] = train_once(full_cfg, sources)
         print(f"[seed {seed}]   full supervision: mIoU {100 * rows['full'][seed]:.1f}  "
               f"({time.perf_counter() - tic:.0f}s so far)", flush=True)
-        if active.warm_start:  # by its last round a warm-started arm has trained (rounds + 1) x steps
-            long_cfg = load_config(None, seeded + ("method.name=supervised",
-                                                    f"train.steps={(args.rounds + 1) * full_cfg.train.steps}",
+        if active.warm_start:  # full supervision at the warm-started arms' compute
+            long_cfg = load_config(None, seeded + ("method.name=supervised", f"train.steps={long_steps}",
                                                     f"train.out_dir={out / f'seed{seed}' / 'full_long'}"))
             rows["full_long"][seed] = train_once(long_cfg, sources)
-            print(f"[seed {seed}]   full supervision, {long_cfg.train.steps} steps: mIoU "
+            print(f"[seed {seed}]   full supervision, {long_steps} steps: mIoU "
                   f"{100 * rows['full_long'][seed]:.1f}  ({time.perf_counter() - tic:.0f}s so far)", flush=True)
     seconds = time.perf_counter() - tic
-    report = format_report(rows, args.seeds, total, seconds, (args.rounds + 1) * cfg.train.steps)
+    report = format_report(rows, args.seeds, total, seconds, long_steps)
     print("\n" + report)
     out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": list(args.seeds), "total_points": total, "seconds": seconds, "final_ratio": final,
