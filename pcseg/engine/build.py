@@ -114,9 +114,10 @@ def load_checkpoint_config(path: Union[str, Path], config_path: Optional[str] = 
 
 
 def evaluate_checkpoint(cfg: Config, state: Dict[str, Any], source: str, save_dir: Optional[Path] = None,
-                        split: Optional[str] = None) -> Dict[str, Any]:
-    """Metrics of a checkpoint's model (or its EMA weights with eval.use_ema) on `split` (default data.val_split)."""
-    dataset = build_dataset(cfg, split or cfg.data.val_split, False)
+                        split: Optional[str] = None, scenes=None) -> Dict[str, Any]:
+    """Metrics of a checkpoint's model (or its EMA weights with eval.use_ema) on `split` (default data.val_split);
+    `scenes` is that split's scene source when already built (generated rooms are made once for many checkpoints)."""
+    dataset = build_dataset(cfg, split or cfg.data.val_split, False, source=scenes)
     meta = state.get("meta", {})
     if meta and meta.get("num_classes") != dataset.num_classes:
         raise ckpt.CheckpointError(f"{source} was trained for {meta.get('num_classes')} classes, the dataset "

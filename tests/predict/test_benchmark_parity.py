@@ -70,6 +70,8 @@ def test_scannet_round_trip_and_official_parity(tmp_path, scannet):
     memory = evaluate_checkpoint(cfg, state, str(path))
     assert ours["miou"] == memory["miou"] and ours["acc"] == memory["acc"]
     np.testing.assert_equal(ours["iou"], memory["iou"])
+    built = evaluate_checkpoint(cfg, state, str(path), scenes=build_source(cfg, cfg.data.val_split))  # source reused
+    assert built["miou"] == memory["miou"] and built["acc"] == memory["acc"]
     official = scannet_official(pred_files, [gt / f.name for f in pred_files])
     assert_scores_match(ours, official.values(), cfg_names(cfg))
     assert abs(ours["miou"] - np.nanmean(list(official.values()))) < 1e-6
