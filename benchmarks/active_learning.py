@@ -10,7 +10,8 @@ in `--rounds` selection rounds) it compares:
     full          cross-entropy with every label (the reference of the ratio); with active.warm_start=true also
                   one training as long as all the warm-started rounds together, (rounds + 1) x train.steps
 and prints the per-round table (labeled points, mIoU as mean +- half the range over seeds) and the final
-comparison with the ratio to full supervision.
+comparison with the ratio to full supervision, on the validation rooms and, for the final models, again on held-out
+test rooms (`--test-scenes`, 64 by default) that no setting of the benchmark was chosen on.
 
     python benchmarks/active_learning.py                     # the authors' 4 rounds: about 75 minutes per seed
     python benchmarks/active_learning.py --quick             # seconds, a smoke test, not a score
@@ -87,6 +88,35 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
     partial.rename(loop / "round_0")
 
 
+def final_checkpoints(seed_dir: Path, rounds: int, warm: bool) -> Dict[str, Path]:
+    """{row: checkpoint of its model at the final budget} in one seed's folder."""
+    random_run = seed_dir / "random_loop" / f"round_{rounds}" if warm else seed_dir / "random"
+    runs = {"hpal": seed_dir / "hpal" / f"round_{rounds}", "random": random_run, "ce": seed_dir / "ce",
+            "full": seed_dir / "full"}
+    if warm:
+        runs["full_long"] = seed_dir / "full_long"
+    return {name: run / "last.pt" for name, run in runs.items()}
+
+
+def test_miou(checkpoint: Path, scenes, count: int) -> float:
+    """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
+    next to the checkpoint (`test_<count>.json`) and reused while the checkpoint is unchanged."""
+    from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
+
+    cache = checkpoint.parent / f"test_{count}.json"
+    stamp = checkpoint.stat().st_mtime_ns
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("checkpoint_mtime_ns") == stamp:
+            return float(saved["miou"])
+    cfg, state = load_checkpoint_config(checkpoint, None, (f"data.num_val_scenes={count}",))
+    metrics = evaluate_checkpoint(cfg, state, str(checkpoint), split="test", scenes=scenes)
+    partial = cache.with_suffix(".partial")
+    partial.write_text(json.dumps({"checkpoint_mtime_ns": stamp, **metrics}, indent=2))
+    partial.replace(cache)
+    return float(metrics["miou"])
+
+
 def train_once(cfg, sources) -> float:
     """mIoU on the validation split of one training run (resumes a finished or interrupted run)."""
     from pcseg.active.loop import train_run
@@ -118,9 +148,13 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     print(f"{len(train_source)} training rooms, {total:,} points; final budget {100 * final:g}% "
           f"= {round(final * total)} points in 1 + {args.rounds} rounds; seeds {args.seeds}", flush=True)
     long_steps = (args.rounds + 1) * cfg.train.steps  # a warm-started arm's steps by its last round
+    test_scenes = args.test_scenes if args.test_scenes is not None else 1 if args.quick else 64
+    # the "test" split of the generated rooms: disjoint seeds, never used to choose a setting
+    test_source = (build_source(load_config(None, base + (f"data.num_val_scenes={test_scenes}",)), "test")
+                   if test_scenes else None)
     tic = time.perf_counter()
     rows: Dict[str, Dict[int, object]] = {"hpal": {}, "random": {}, "ce": {}, "full": {}, "labeled": {},
-                                          "random_rounds": {}, "full_long": {}}
+                                          "random_rounds": {}, "full_long": {}, "test": {}}
     for seed in args.seeds:
         seeded = base + (f"train.seed={seed}",)
         active_over = active_schedule + (f"active.seed={seed}",)
@@ -161,20 +195,28 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             rows["full_long"][seed] = train_once(long_cfg, sources)
             print(f"[seed {seed}]   full supervision, {long_steps} steps: mIoU "
                   f"{100 * rows['full_long'][seed]:.1f}  ({time.perf_counter() - tic:.0f}s so far)", flush=True)
+        if test_source is not None:
+            checkpoints = final_checkpoints(out / f"seed{seed}", args.rounds, active.warm_start)
+            rows["test"][seed] = {name: test_miou(path, test_source, test_scenes) for name, path in checkpoints.items()}
+            print(f"[seed {seed}] on {test_scenes} test rooms: "
+                  + ", ".join(f"{name} {100 * v:.1f}" for name, v in rows["test"][seed].items()), flush=True)
     seconds = time.perf_counter() - tic
-    report = format_report(rows, args.seeds, total, seconds, long_steps)
+    report = format_report(rows, args.seeds, total, seconds, long_steps, test_scenes)
     print("\n" + report)
     out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": list(args.seeds), "total_points": total, "seconds": seconds, "final_ratio": final,
-              "rounds": args.rounds, "overrides": list(base) + list(teacher) + list(active_overrides),
+              "rounds": args.rounds, "test_scenes": test_scenes,
+              "overrides": list(base) + list(teacher) + list(active_overrides),
               "miou": {k: {str(s): v for s, v in d.items()} for k, d in rows.items()}, "report": report}
     (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
 
 
-def format_report(rows, seeds: Sequence[int], total: int, seconds: float, long_steps: int) -> str:
+def format_report(rows, seeds: Sequence[int], total: int, seconds: float, long_steps: int,
+                  test_scenes: int = 0) -> str:
     """Per-round HPAL table, then the final comparison at equal budgets with the ratio to full supervision (and to
-    full supervision trained `long_steps`, when the warm-started rounds ran it)."""
+    full supervision trained `long_steps`, when the warm-started rounds ran it), on the validation rooms and, when
+    `rows['test']` holds them, on the `test_scenes` held-out test rooms."""
     random_rounds = bool(rows["random_rounds"])  # the random arm ran the same rounds (active.warm_start)
     lines = [f"per-round table (mIoU %, mean +- half range over seeds {list(seeds)})",
              f"{'round':>5} {'labeled points':>15} {'fraction':>9} {'HPAL mIoU':>14}"
@@ -187,14 +229,28 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float, long_s
                      + (f" {mean_spread([rows['random_rounds'][s][r] for s in seeds]):>14}" if random_rounds else ""))
     final = {name: [rows[name][s][-1] if name == "hpal" else rows[name][s] for s in seeds]
              for name in ("hpal", "random", "ce", "full") + (("full_long",) if rows["full_long"] else ())}
-    full = np.mean(final["full"])
     names = {"hpal": "HPAL (selection + teacher)",
              "random": "random selection + teacher" + (", same rounds" if random_rounds else ""),
              "ce": "CE, same random budget", "full": "full supervision",
              "full_long": f"full supervision, {long_steps} steps"}
+    budget = rows["labeled"][seeds[0]][-1]
+    lines += final_comparison(final, names, f"at the final budget ({budget:,} labeled points), validation rooms:",
+                              long_steps)
+    if rows["test"]:
+        test = {name: [rows["test"][s][name] for s in seeds] for name in final}
+        lines += final_comparison(test, names, f"the same final models on {test_scenes} held-out test room(s):",
+                                  long_steps)
+    lines.append(f"total time {seconds / 60:.1f} min")
+    return "\n".join(lines)
+
+
+def final_comparison(final: Dict[str, Sequence[float]], names: Dict[str, str], title: str,
+                     long_steps: int) -> list:
+    """Lines of the final table: each row's mIoU over seeds and ratio to full supervision, HPAL's gains over random
+    selection and CE against the seed spread, and HPAL's ratio to full supervision (and to the long run)."""
+    full = np.mean(final["full"])
     width = max(map(len, names.values()))
-    lines += ["", f"at the final budget ({rows['labeled'][seeds[0]][-1]:,} labeled points):",
-              f"{'':<{width}} {'mIoU':>14} {'of full':>8}  per seed"]
+    lines = ["", title, f"{'':<{width}} {'mIoU':>14} {'of full':>8}  per seed"]
     for name, values in final.items():
         per_seed = " ".join(f"{100 * v:.1f}" for v in values)
         lines.append(f"{names[name]:<{width}} {mean_spread(values):>14} {100 * np.mean(values) / full:>7.1f}%  "
@@ -204,8 +260,7 @@ def format_report(rows, seeds: Sequence[int], total: int, seconds: float, long_s
     if "full_long" in final:
         lines.append(f"HPAL reaches {100 * np.mean(final['hpal']) / np.mean(final['full_long']):.1f}% of full "
                      f"supervision trained as many steps as its rounds ({long_steps})")
-    lines.append(f"total time {seconds / 60:.1f} min")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Sequence[str] = None) -> int:
@@ -217,6 +272,9 @@ def main(argv: Sequence[str] = None) -> int:
     parser.add_argument("--out", default="runs/bench_active_learning", help="output folder")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--test-scenes", type=int, default=None,
+                        help="held-out test rooms on which the final models are scored again (default 64, --quick 1; "
+                             "0: none)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides; active.key=value ones set the HPAL selection, method.key=value "
                              "ones the teacher training of the HPAL and random+MT arms")
