@@ -98,7 +98,7 @@ def final_checkpoints(seed_dir: Path, rounds: int, warm: bool) -> Dict[str, Path
     return {name: run / "last.pt" for name, run in runs.items()}
 
 
-def test_miou(checkpoint: Path, scenes, count: int) -> float:
+def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
     """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
     next to the checkpoint (`test_<count>.json`) and reused while the checkpoint is unchanged."""
     from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                   f"{100 * rows['full_long'][seed]:.1f}  ({time.perf_counter() - tic:.0f}s so far)", flush=True)
         if test_source is not None:
             checkpoints = final_checkpoints(out / f"seed{seed}", args.rounds, active.warm_start)
-            rows["test"][seed] = {name: test_miou(path, test_source, test_scenes) for name, path in checkpoints.items()}
+            rows["test"][seed] = {name: held_out_miou(path, test_source, test_scenes)
+                                  for name, path in checkpoints.items()}
             print(f"[seed {seed}] on {test_scenes} test rooms: "
                   + ", ".join(f"{name} {100 * v:.1f}" for name, v in rows["test"][seed].items()), flush=True)
     seconds = time.perf_counter() - tic
@@ -279,6 +280,8 @@ def main(argv: Sequence[str] = None) -> int:
                         help="config overrides; active.key=value ones set the HPAL selection, method.key=value "
                              "ones the teacher training of the HPAL and random+MT arms")
     args = parser.parse_args(argv)
+    if args.test_scenes is not None and args.test_scenes < 0:
+        parser.error(f"--test-scenes: expected 0 or more rooms, got {args.test_scenes}")
     run(args)
     return 0
 
