@@ -88,16 +88,6 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
     partial.rename(loop / "round_0")
 
 
-def final_checkpoints(seed_dir: Path, rounds: int, warm: bool) -> Dict[str, Path]:
-    """{row: checkpoint of its model at the final budget} in one seed's folder."""
-    random_run = seed_dir / "random_loop" / f"round_{rounds}" if warm else seed_dir / "random"
-    runs = {"hpal": seed_dir / "hpal" / f"round_{rounds}", "random": random_run, "ce": seed_dir / "ce",
-            "full": seed_dir / "full"}
-    if warm:
-        runs["full_long"] = seed_dir / "full_long"
-    return {name: run / "last.pt" for name, run in runs.items()}
-
-
 def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
     """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
     next to the checkpoint (`test_<count>.json`) and reused while the checkpoint is unchanged."""
@@ -163,6 +153,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         print(f"\n[seed {seed}] HPAL: hierarchical selection + mean teacher", flush=True)
         loop = run_active_loop(hpal_cfg, active, out / f"seed{seed}" / "hpal", progress=args.progress,
                                sources=sources, report=lambda line: print(line, flush=True))
+        # {row: folder of its training at the final budget}; a loop's last round is `round_<r>/` (loop.round_config)
+        final_runs = {"hpal": out / f"seed{seed}" / "hpal" / f"round_{len(loop) - 1}"}
         rows["hpal"][seed] = [r.miou for r in loop]
         rows["labeled"][seed] = [r.labeled_points for r in loop]
         random_cfg, random_active = load_active_config(None, seeded + teacher + active_over
@@ -177,28 +169,31 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                                           report=lambda line: print(line, flush=True))
             rows["random_rounds"][seed] = [r.miou for r in random_loop]
             rows["random"][seed] = random_loop[-1].miou
+            final_runs["random"] = out / f"seed{seed}" / "random_loop" / f"round_{len(random_loop) - 1}"
         else:
             arms.insert(0, ("random", teacher))
         for name, method in arms:
             run_cfg = load_config(None, seeded + method + (f"data.budget={budget}",
                                                            f"train.out_dir={out / f'seed{seed}' / name}"))
             rows[name][seed] = train_once(run_cfg, sources)
+            final_runs[name] = Path(run_cfg.train.out_dir)
             print(f"[seed {seed}] {name:>6} at the final budget: mIoU {100 * rows[name][seed]:.1f}", flush=True)
         full_cfg = load_config(None, seeded + ("method.name=supervised",
                                                 f"train.out_dir={out / f'seed{seed}' / 'full'}"))
         rows["full"][seed] = train_once(full_cfg, sources)
+        final_runs["full"] = Path(full_cfg.train.out_dir)
         print(f"[seed {seed}]   full supervision: mIoU {100 * rows['full'][seed]:.1f}  "
               f"({time.perf_counter() - tic:.0f}s so far)", flush=True)
         if active.warm_start:  # full supervision at the warm-started arms' compute
             long_cfg = load_config(None, seeded + ("method.name=supervised", f"train.steps={long_steps}",
                                                     f"train.out_dir={out / f'seed{seed}' / 'full_long'}"))
             rows["full_long"][seed] = train_once(long_cfg, sources)
+            final_runs["full_long"] = Path(long_cfg.train.out_dir)
             print(f"[seed {seed}]   full supervision, {long_steps} steps: mIoU "
                   f"{100 * rows['full_long'][seed]:.1f}  ({time.perf_counter() - tic:.0f}s so far)", flush=True)
         if test_source is not None:
-            checkpoints = final_checkpoints(out / f"seed{seed}", args.rounds, active.warm_start)
-            rows["test"][seed] = {name: held_out_miou(path, test_source, test_scenes)
-                                  for name, path in checkpoints.items()}
+            rows["test"][seed] = {name: held_out_miou(run / "last.pt", test_source, test_scenes)
+                                  for name, run in final_runs.items()}
             print(f"[seed {seed}] on {test_scenes} test rooms: "
                   + ", ".join(f"{name} {100 * v:.1f}" for name, v in rows["test"][seed].items()), flush=True)
     seconds = time.perf_counter() - tic
