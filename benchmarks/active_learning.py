@@ -91,6 +91,7 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
 def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
     """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
     next to the checkpoint (`test_<count>.json`) and reused while the checkpoint is unchanged."""
+    from pcseg.atomic import write_text_atomic
     from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
 
     cache = checkpoint.parent / f"test_{count}.json"
@@ -101,9 +102,7 @@ def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
             return float(saved["miou"])
     cfg, state = load_checkpoint_config(checkpoint, None, (f"data.num_val_scenes={count}",))
     metrics = evaluate_checkpoint(cfg, state, str(checkpoint), split="test", scenes=scenes)
-    partial = cache.with_suffix(".partial")
-    partial.write_text(json.dumps({"checkpoint_mtime_ns": stamp, **metrics}, indent=2))
-    partial.replace(cache)
+    write_text_atomic(cache, json.dumps({"checkpoint_mtime_ns": stamp, **metrics}, indent=2))
     return float(metrics["miou"])
 
 

@@ -12,13 +12,14 @@ import hashlib
 import importlib.util
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from pcseg.atomic import write_atomic
 
 PathLike = Union[str, os.PathLike]
 METHODS = ("slic", "grid")
@@ -143,21 +144,8 @@ class SuperpixelCache:
             if labels is not None and labels.shape == image.shape[:2] and labels.dtype == np.int64:
                 return labels
         labels = compute_superpixels(image, self.params)
-        _save_atomic(labels, path)
+        write_atomic(path, lambda handle: np.save(handle, labels, allow_pickle=False))
         return labels
-
-
-def _save_atomic(array: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["SuperpixelParams", "SuperpixelCache", "compute_superpixels", "slic_superpixels", "grid_superpixels",

@@ -24,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from pcseg.atomic import write_atomic
 from pcseg.weak.budget import Budget, merge_budgets, read_budget
 
 PathLike = Union[str, Path]
@@ -92,21 +93,13 @@ def export_picks(picks: Mapping[str, torch.Tensor], source, out_dir: PathLike,
 
 
 def _write_classes(path: Path, class_names: Sequence[str]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "name"])
-        writer.writerows(enumerate(class_names))
-    return path
+    return write_atomic(path, lambda handle: csv.writer(handle).writerows([("id", "name"), *enumerate(class_names)]),
+                        text=True)
 
 
 def _write_csv(path: Path, scene_id: str, index: np.ndarray, coord: np.ndarray) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for i in index.tolist():
-            x, y, z = coord[i]
-            writer.writerow([scene_id, i, f"{x:.4f}", f"{y:.4f}", f"{z:.4f}", ""])
-    return path
+    rows = [COLUMNS] + [[scene_id, i, *(f"{v:.4f}" for v in coord[i]), ""] for i in index.tolist()]
+    return write_atomic(path, lambda handle: csv.writer(handle).writerows(rows), text=True)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from pcseg.active.config import ActiveConfig
 from pcseg.active.select import scene_point_counts, select_points, write_round
 from pcseg.active.uncertainty import MODEL_FREE
+from pcseg.atomic import write_text_atomic
 from pcseg.engine.config import Config, load_config
 from pcseg.weak.budget import read_budget, sample_budget, write_budget
 
@@ -121,8 +122,7 @@ def run_active_loop(cfg: Config, active: ActiveConfig, out_dir: Union[str, Path]
             selection=summary)
         rows.append(row)
         report(format_row(row))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "rounds.json").write_text(json.dumps([asdict(x) for x in rows], indent=2))
+        write_text_atomic(out_dir / "rounds.json", json.dumps([asdict(x) for x in rows], indent=2))
     return rows
 
 

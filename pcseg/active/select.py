@@ -28,6 +28,7 @@ from torch import nn
 from pcseg.active.config import ActiveConfig
 from pcseg.active.suppression import suppress
 from pcseg.active.uncertainty import MODEL_FREE, coverage_scores, uncertainty
+from pcseg.atomic import write_text_atomic
 from pcseg.weak.budget import Budget, check_indices, merge_budgets, union_budgets
 
 PathLike = Union[str, Path]
@@ -173,9 +174,7 @@ class ScoreCache:
             self._write_manifest({"key": key, "num_points": {}})
 
     def _write_manifest(self, data: dict) -> None:
-        tmp = self.root / "manifest.json.tmp"
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.root / "manifest.json")
+        write_text_atomic(self.root / "manifest.json", json.dumps(data))
 
     def _path(self, position: int) -> Path:
         return self.root / f"scene_{position:06d}.pt"

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from pcseg.atomic import temp_folder, write_text_atomic
 from pcseg.data.scene import Scene
 
 FORMAT_VERSION = 1
@@ -38,8 +38,7 @@ def scene_folder(root: PathLike, scene_id: str) -> Path:
 def write_scene(scene: Scene, root: PathLike) -> Path:
     """Write `scene` atomically (temporary folder + rename) -> its folder; an existing folder is replaced."""
     final = scene_folder(root, scene.scene_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp = temp_folder(final)
     try:
         for name in FIELDS:
             value = getattr(scene, name)
@@ -80,11 +79,7 @@ def write_meta(root: PathLike, dataset: str, class_names: Sequence[str], splits:
     meta = {"format": FORMAT_VERSION, "dataset": dataset, "class_names": list(class_names), "splits": splits}
     if defaults:
         meta["defaults"] = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".meta.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
-    os.replace(tmp, root / "meta.json")
-    return root / "meta.json"
+    return write_text_atomic(root / "meta.json", json.dumps(meta, indent=1))
 
 
 def read_meta(root: PathLike) -> dict:

@@ -25,12 +25,12 @@ from a (K, K + 1) confusion matrix (rows: ground truth, columns: prediction, las
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from pcseg.atomic import write_atomic
 from pcseg.data.scannet import VALID_CLASS_IDS
 from pcseg.data.semantickitti import LEARNING_MAP
 
@@ -85,23 +85,6 @@ def prediction_path(root: PathLike, scene_id: str, fmt: str) -> Path:
 def probs_path(root: PathLike, scene_id: str) -> Path:
     """Where the class probabilities of `scene_id` live under `root`."""
     return Path(root) / "probs" / f"{_relative(scene_id)}.npy"
-
-
-def write_atomic(path: PathLike, write: Callable[[object], None]) -> Path:
-    """Call `write(binary file handle)` on a temporary file next to `path`, then rename it to `path`: readers and
-    crashes never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def remove_partial(root: PathLike) -> int:

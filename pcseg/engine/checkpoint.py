@@ -1,9 +1,7 @@
 """Checkpoints: atomic writes, RNG states, and model loading that names every mismatched key and shape."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
 
@@ -11,27 +9,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from pcseg.atomic import write_atomic
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the model it is loaded into."""
 
 
 def save_atomic(obj: Any, path: Union[str, Path]) -> None:
-    """torch.save to a temporary file in the target's directory, then os.replace: a reader (or a crash) never
-    sees a half-written file, and the previous checkpoint stays intact until the new one is complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save `obj` to `path` atomically (`pcseg.atomic`): a reader (or a crash) never sees a half-written file,
+    and the previous checkpoint stays intact until the new one is complete."""
+    write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def load(path: Union[str, Path]) -> Dict[str, Any]:

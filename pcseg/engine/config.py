@@ -16,6 +16,7 @@ from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence, Tu
 
 import yaml
 
+from pcseg.atomic import write_text_atomic
 from pcseg.methods.base import MethodConfig
 
 
@@ -389,8 +390,8 @@ def config_differences(before: Mapping[str, Any], after: Mapping[str, Any], igno
 
 
 def save_config(cfg: Config, path: Union[str, Path]) -> None:
-    """Write the fully resolved config as YAML (loadable with `load_config`)."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write the fully resolved config as YAML (loadable with `load_config`), atomically."""
+    write_text_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def format_config(cfg: Config) -> str:

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from pcseg.atomic import write_text_atomic
 from pcseg.engine.config import Config, load_config
 
 # Shared by every run of the demo: a small SpUNet on 8 cm voxels of generated rooms, CPU-friendly (about 0.45 s per
@@ -87,8 +88,7 @@ def run_demo(out_dir: Path, quick: bool = False, extra: Sequence[str] = (), prog
                      "total_points": labeled_points_total(trainer.loader.dataset), "miou": metrics["miou"],
                      "acc": metrics["acc"], "iou": metrics["iou"], "seconds": seconds,
                      "png": render_first_scene(sources[cfg.data.val_split], Path(cfg.train.out_dir), quick)})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(out_dir / "results.json", json.dumps(rows, indent=2))
     return rows
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pcseg.atomic import write_text_atomic
 from pcseg.data import Preprocessed, Sample, Scene, collate, voxelize_scene
 from pcseg.data import submission as sub
 from pcseg.engine import checkpoint as ckpt
@@ -290,8 +291,7 @@ def _prepare_folder(out: Path, manifest: Dict[str, Any], overwrite: bool) -> Non
         raise OutputFolderError(f"output folder {out} is not empty and has no {MANIFEST} (files of another run?); "
                                 "pass --overwrite to write into it anyway or choose another folder")
     sub.remove_partial(out)
-    text = json.dumps(manifest, indent=1).encode()
-    sub.write_atomic(out / MANIFEST, lambda handle: handle.write(text))
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def predict_split(cfg: Config, state: Mapping[str, Any], checkpoint: Union[str, Path], out: Union[str, Path], *,

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
+from pcseg.atomic import write_text_atomic
 from pcseg.engine import checkpoint as ckpt
 from pcseg.engine import distributed as dist_utils
 from pcseg.engine.config import RESUME_FREE, Config, OptimConfig, config_differences, load_config, save_config
@@ -229,7 +230,7 @@ class Trainer:
             if logger is not None:
                 logger.close()
         if self.rank == 0 and metrics is not None:
-            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            write_text_atomic(self.out_dir / "metrics.json", json.dumps(metrics, indent=2))
         return {"step": self.step, "losses": self.history[-1] if self.history else {}, "eval": metrics}
 
     def train_step(self, batch: Any) -> Dict[str, float]:

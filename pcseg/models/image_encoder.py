@@ -8,13 +8,14 @@ files (`save_image_encoder` / `load_image_encoder`); nothing is downloaded.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pcseg.atomic import write_atomic
 
 PathLike = Union[str, os.PathLike]
 CHECKPOINT_KIND = "pcseg-image-encoder"
@@ -101,20 +102,9 @@ class ImageEncoder(nn.Module):
 
 def save_image_encoder(encoder: ImageEncoder, path: PathLike, meta: Dict[str, Any] | None = None) -> Path:
     """Write {kind, config, model (state dict), meta} atomically (temporary file + rename) to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"kind": CHECKPOINT_KIND, "config": encoder.config(),
              "model": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}, "meta": dict(meta or {})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda handle: torch.save(state, handle))
 
 
 def load_image_encoder(path: PathLike) -> ImageEncoder:

@@ -8,12 +8,12 @@ scalar properties.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+
+from pcseg.atomic import write_atomic
 
 from .layers import SceneLayers
 from .palettes import Palette
@@ -75,20 +75,7 @@ def export_ply(
         comments.append(f"{_COMMENT}{key}={value}")
     ply = PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<", comments=comments)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            ply.write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, ply.write)
 
 
 def class_names_comment(names) -> Dict[str, str]:

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from pcseg.atomic import write_atomic
+
 from .layers import LAYER_TITLES, SceneLayers
 from .palettes import Palette
 
@@ -438,15 +440,7 @@ def write_png(path: Union[str, Path], image: np.ndarray) -> Path:
     """image (H, W, 3) uint8 -> PNG at `path`, written atomically (temp file + rename); returns the path."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda handle: Image.fromarray(image).save(handle, format="PNG"))
 
 
 @dataclass(frozen=True)

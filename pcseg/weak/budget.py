@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
+from pcseg.atomic import write_atomic
 
 Budget = Dict[str, torch.Tensor]
 PathLike = Union[str, os.PathLike]
@@ -94,21 +95,6 @@ def sample_budget(source, spec: Union[str, BudgetSpec], seed: int = 0) -> Budget
     return budget
 
 
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_budget(budget: Mapping[str, object], path: PathLike, overwrite: bool = False) -> Path:
     """Save `budget` ({scene_id: indices}) atomically (temp file + rename) as {str: LongTensor}.
 
@@ -118,7 +104,7 @@ def write_budget(budget: Mapping[str, object], path: PathLike, overwrite: bool =
     if path.exists() and not overwrite:
         raise FileExistsError(f"budget file {path} exists; label rounds are written to new files")
     clean = {str(k): _as_index_tensor(v, str(k), path) for k, v in budget.items()}
-    _atomic_save(clean, path)
+    write_atomic(path, lambda handle: torch.save(clean, handle))
     return path
 
 

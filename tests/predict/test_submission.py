@@ -82,16 +82,11 @@ def test_paths_reject_ids_that_leave_the_folder(tmp_path):
         sub.prediction_path(tmp_path, "x", "ply")
 
 
-def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
-    def fail(handle):
-        handle.write(b"half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        sub.write_atomic(tmp_path / "a" / "scene.txt", fail)
-    assert list((tmp_path / "a").iterdir()) == []
-    (tmp_path / "a" / ".scene.txt.abc.tmp").write_bytes(b"left by a crash")
-    assert sub.remove_partial(tmp_path) == 1 and list((tmp_path / "a").iterdir()) == []
+def test_remove_partial_deletes_what_a_crashed_write_left(tmp_path):
+    sub.write_prediction(tmp_path, "a/scene", np.array([0, 1]), "classes", 2)
+    (tmp_path / "a" / ".scene.npy.abc.tmp").write_bytes(b"left by a crash")
+    assert sub.remove_partial(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["scene.npy"]
 
 
 def test_confusion_counts_other_predictions_in_the_last_column():
