@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, RNG states, and model loading that names every mismatched key and shape."""
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
@@ -34,6 +35,15 @@ def load(path: Union[str, Path]) -> Dict[str, Any]:
     if not isinstance(obj, dict) or "model" not in obj:
         raise CheckpointError(f"{path} is not a pcseg checkpoint (no 'model' entry)")
     return obj
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def rng_state() -> Dict[str, Any]:

@@ -232,14 +232,6 @@ def load_method(cfg: Config, state: Mapping[str, Any], source: str, num_classes:
     return method
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def config_hash(cfg: Config) -> str:
     """sha256 of the config sections that decide the predictions (data, model, method, eval.use_ema)."""
     plain = cfg.to_dict()
@@ -325,7 +317,7 @@ def predict_split(cfg: Config, state: Mapping[str, Any], checkpoint: Union[str, 
     out = Path(out)
     settings = {"max_points": max_points, "overlap": overlap, "merge": merge, "tta": asdict(tta), "probs": probs}
     manifest = {"format": fmt, "dataset": dataset_name(cfg, source), "split": split,
-                "config_sha256": config_hash(cfg), "checkpoint_sha256": _sha256(Path(checkpoint)),
+                "config_sha256": config_hash(cfg), "checkpoint_sha256": ckpt.file_sha256(checkpoint),
                 "checkpoint": str(Path(checkpoint).resolve()), "settings": json.loads(json.dumps(settings)),
                 "num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
                 "scene_ids": list(source.scene_ids), "config": cfg.to_dict()}

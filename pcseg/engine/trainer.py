@@ -43,13 +43,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _same_labels(before: Dict[str, Any], now: Dict[str, Any]) -> bool:
-    """Whether two `data` sections of Config.to_dict() label the same points: the same budget spec and seed, or
-    budget files with the same contents (a copied or moved run), or both all labels (budget_seed unused)."""
-    a, b = before.get("budget", ""), now["budget"]
-    if ":" in a or ":" in b:  # sampler specs (ratio:0.001): the seed draws the points
-        return a == b and before.get("budget_seed") == now["budget_seed"]
-    return a == b or (Path(a).is_file() and Path(b).is_file() and Path(a).read_bytes() == Path(b).read_bytes())
+# Settings that name a file whose contents decide what is trained: a resume compares contents, not paths, so a run
+# copied or moved with its files resumes; the checkpoint keeps each file's sha256 from the run's start.
+FILE_SETTINGS = ("data.budget", "train.init_from")
+
+
+def _setting(plain: Dict[str, Any], name: str) -> Any:
+    section, key = name.split(".")
+    return plain.get(section, {}).get(key, "")
+
+
+def _file_digests(plain: Dict[str, Any]) -> Dict[str, str]:
+    """{setting: sha256} of the FILE_SETTINGS of Config.to_dict() `plain` that name an existing file."""
+    paths = {name: _setting(plain, name) for name in FILE_SETTINGS}
+    return {name: ckpt.file_sha256(path) for name, path in paths.items() if path and Path(path).is_file()}
+
+
+def _same_file(before: str, now: str, digest: Optional[str], legacy: bool) -> bool:
+    """Whether setting values `before` (the checkpoint's) and `now` name the same contents: `now` is a file with the
+    sha256 `digest` saved at the run's start (a file gone from the same path counts as unchanged); without a digest,
+    the same value, or, for a checkpoint written before pcseg saved digests (`legacy`), files with the same bytes."""
+    if digest is None:
+        return before == now or (legacy and bool(before and now) and Path(before).is_file() and Path(now).is_file()
+                                 and Path(before).read_bytes() == Path(now).read_bytes())
+    if not Path(now).is_file():
+        return before == now
+    return ckpt.file_sha256(now) == digest
 
 
 class Trainer:
@@ -96,6 +115,7 @@ class Trainer:
         self.evaluate = evaluate
         self.extra_state = dict(extra_state or {})
         self.step = 0
+        self.file_digests: Dict[str, str] = {}  # sha256 of the FILE_SETTINGS files at the run's start
         self.last_checkpoint_step: Optional[int] = None
         self.history: List[Dict[str, float]] = []  # every log row of this process (loss averages, lr, eval)
 
@@ -122,6 +142,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.step // len(self.sampler),
             "config": self.cfg.to_dict(),
+            "file_sha256": self.file_digests,
             "meta": self.extra_state,
         }
 
@@ -135,7 +156,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything saved by `save_checkpoint`, so training continues as if never stopped."""
         state = ckpt.load(path)
-        changed = self._resume_differences(state["config"]) if state.get("config") is not None else []
+        changed = self._resume_differences(state) if state.get("config") is not None else []
         if changed:
             raise ckpt.CheckpointError(
                 f"cannot resume {path}: it was trained with other settings (checkpoint -> now: {'; '.join(changed)}). "
@@ -151,6 +172,7 @@ class Trainer:
         rng = state["rng"]
         ckpt.set_rng_state(rng[self.rank] if len(rng) == self.world_size else rng[0])
         self.step = int(state["step"])
+        self.file_digests = dict(state.get("file_sha256") or _file_digests(self.cfg.to_dict()))
         self.last_checkpoint_step = self.step
         if self.step > self.cfg.train.steps:
             raise ckpt.CheckpointError(f"{path} is at step {self.step}, beyond train.steps={self.cfg.train.steps}")
@@ -172,13 +194,23 @@ class Trainer:
         if self.ema is not None:
             self.ema = EMA(self.method, self.cfg.train.ema_decay)
 
-    def _resume_differences(self, saved: Dict[str, Any]) -> List[str]:
-        """The settings (beyond RESUME_FREE) of a checkpoint's config that this trainer's config changes."""
-        current = self.cfg.to_dict()
-        if _same_labels(saved.get("data", {}), current["data"]):
-            current["data"].update({k: saved["data"].get(k) for k in ("budget", "budget_seed")})
+    def _resume_differences(self, state: Dict[str, Any]) -> List[str]:
+        """The settings (beyond RESUME_FREE) of checkpoint `state`'s config that this trainer's config changes; the
+        FILE_SETTINGS count by their files' contents."""
+        saved, current = state["config"], self.cfg.to_dict()
+        digests, edited = state.get("file_sha256"), []
+        for name in FILE_SETTINGS:
+            before, now = _setting(saved, name), _setting(current, name)
+            if _same_file(before, now, (digests or {}).get(name), legacy=digests is None):
+                section, key = name.split(".")
+                current[section][key] = before
+            elif before == now:
+                edited.append(f"{name}: {now} (its contents changed since the run started)")
+        budgets = (_setting(saved, "data.budget"), current["data"]["budget"])
+        if not any(":" in b for b in budgets):  # budget_seed draws the points of a sampler spec (ratio:0.001) only
+            current["data"]["budget_seed"] = saved.get("data", {}).get("budget_seed")
         defaults = load_config(overrides=[f"method.name={self.cfg.method.name}"]).to_dict()
-        return config_differences(saved, current, RESUME_FREE, defaults)
+        return edited + config_differences(saved, current, RESUME_FREE, defaults)
 
     # ------------------------------------------------------------------------------------------------ loop
 
@@ -187,8 +219,10 @@ class Trainer:
         cfg = self.cfg.train
         if resume is not None:
             self.load_checkpoint(resume)
-        elif cfg.init_from:
-            self.init_weights(cfg.init_from)
+        else:
+            self.file_digests = _file_digests(self.cfg.to_dict())
+            if cfg.init_from:
+                self.init_weights(cfg.init_from)
         logger = None
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,13 +54,18 @@ def test_active_loop_warm_start_trains_each_round_from_the_previous_model(tmp_pa
         started[str(path)] = {k: v.clone() for k, v in self.method.state_dict().items()}
 
     monkeypatch.setattr(Trainer, "init_weights", spy)
-    assert main(["active-loop", "configs/synthetic/hpal.yaml", *TINY, "active.warm_start=true", "--out",
-                 str(tmp_path), "--no-progress"]) == 0
-    previous = tmp_path / "round_0" / "last.pt"
+    loop = tmp_path / "loop"
+    args = ["active-loop", "configs/synthetic/hpal.yaml", *TINY, "active.warm_start=true", "--no-progress"]
+    assert main([*args, "--out", str(loop)]) == 0
+    previous = loop / "round_0" / "last.pt"
     assert list(started) == [str(previous)]  # round 0 starts from scratch, round 1 from round 0's weights
     for k, v in ckpt.load(previous)["model"].items():  # student and teacher; the pseudo-label ramp starts over
         assert torch.equal(started[str(previous)][k], torch.zeros_like(v) if k == "steps" else v), k
-    assert ckpt.load(tmp_path / "round_1" / "last.pt")["config"]["train"]["init_from"] == str(previous)
+    assert ckpt.load(loop / "round_1" / "last.pt")["config"]["train"]["init_from"] == str(previous)
+    # a loop moved to another folder resumes there: its budgets and starting weights count by their contents
+    loop.rename(tmp_path / "moved")
+    assert main([*args, "--out", str(tmp_path / "moved")]) == 0
+    assert list(started) == [str(previous)]  # nothing trained again
 
 
 def test_select_oracle_writes_a_new_budget(loop_dir, tmp_path, capsys):

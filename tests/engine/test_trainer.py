@@ -135,10 +135,50 @@ def test_resume_takes_a_budget_file_by_its_contents(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="data.budget_seed: 0 -> 1"):
         make_trainer(make_cfg(tmp_path / "spec", "train.steps=3", "data.budget=ratio:0.5", "data.budget_seed=1")).fit(
             resume=tmp_path / "spec" / "last.pt")
-    copy.write_bytes(b"other budget")
-    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"data.budget: {copy} -> {first}")):
-        make_trainer(make_cfg(tmp_path / "run", "train.steps=4", f"data.budget={first}")).fit(
+    # the checkpoint keeps the sha256 of the budget it started with: other contents are refused, under any path
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"other budget")
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"data.budget: {copy} -> {other}")):
+        make_trainer(make_cfg(tmp_path / "run", "train.steps=4", f"data.budget={other}")).fit(
             resume=tmp_path / "run" / "last.pt")
+    copy.write_bytes(b"edited budget")
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"data.budget: {copy} (its contents changed since")):
+        make_trainer(make_cfg(tmp_path / "run", "train.steps=4", f"data.budget={copy}")).fit(
+            resume=tmp_path / "run" / "last.pt")
+    make_trainer(make_cfg(tmp_path / "run", "train.steps=4", f"data.budget={first}")).fit(
+        resume=tmp_path / "run" / "last.pt")
+    # a checkpoint from before pcseg kept the digests: budget files with the same bytes
+    state = ckpt.load(tmp_path / "run" / "last.pt")
+    del state["file_sha256"]
+    ckpt.save_atomic(state, tmp_path / "run" / "last.pt")
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"data.budget: {first} -> {copy}")):
+        make_trainer(make_cfg(tmp_path / "run", "train.steps=5", f"data.budget={copy}")).fit(
+            resume=tmp_path / "run" / "last.pt")
+    copy.write_bytes(b"budget")
+    make_trainer(make_cfg(tmp_path / "run", "train.steps=5", f"data.budget={copy}")).fit(
+        resume=tmp_path / "run" / "last.pt")
+
+
+def test_resume_takes_init_from_by_its_contents(tmp_path):
+    make_trainer(make_cfg(tmp_path / "start", "train.steps=2")).fit()
+    make_trainer(make_cfg(tmp_path / "other", "train.steps=2", "train.seed=1")).fit()
+    start = tmp_path / "start" / "last.pt"
+    warm = make_trainer(make_cfg(tmp_path / "warm", "train.steps=2", f"train.init_from={start}"))
+    warm.fit()
+    assert ckpt.load(tmp_path / "warm" / "last.pt")["file_sha256"] == {"train.init_from": ckpt.file_sha256(start)}
+    moved = tmp_path / "moved" / "last.pt"
+    (tmp_path / "start").rename(moved.parent)  # a moved run: its starting checkpoint has a new path
+    again = make_trainer(make_cfg(tmp_path / "warm", "train.steps=3", f"train.init_from={moved}"))
+    again.fit(resume=tmp_path / "warm" / "last.pt")
+    assert again.step == 3 and ckpt.load(tmp_path / "warm" / "last.pt")["file_sha256"] == warm.file_digests
+    other = tmp_path / "other" / "last.pt"
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"train.init_from: {moved} -> {other}")):
+        make_trainer(make_cfg(tmp_path / "warm", "train.steps=4", f"train.init_from={other}")).fit(
+            resume=tmp_path / "warm" / "last.pt")
+    # a run that did not start from a checkpoint does not resume as one that did
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"train.init_from:  -> {moved}")):
+        make_trainer(make_cfg(tmp_path / "other", "train.steps=3", f"train.init_from={moved}")).fit(
+            resume=tmp_path / "other" / "last.pt")
 
 
 def test_nan_before_first_checkpoint(tmp_path):
