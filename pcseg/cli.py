@@ -221,8 +221,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if save is not None:
         print(f"predictions: {save}/<scene_id>.npy")
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        _write_json(args.json, metrics)
     return 0
+
+
+def _write_json(path: str, metrics: dict) -> None:
+    """`--json FILE`: the metrics, written atomically (parents created)."""
+    from pcseg.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(metrics, indent=2))
 
 
 def _eval_predictions(args: argparse.Namespace) -> int:
@@ -241,7 +248,7 @@ def _eval_predictions(args: argparse.Namespace) -> int:
     _print_metrics(metrics)
     print(f"{metrics['scenes']} scenes, {metrics['format']} files, {metrics['rule']} scoring rule")
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        _write_json(args.json, metrics)
     return 0
 
 
