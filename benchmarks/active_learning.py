@@ -90,19 +90,20 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
 
 def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
     """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
-    next to the checkpoint (`test_<count>.json`) and reused while the checkpoint is unchanged."""
+    next to the checkpoint (`test_<count>.json`) and reused while the checkpoint's contents are unchanged."""
     from pcseg.atomic import write_text_atomic
     from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
+    from pcseg.engine.checkpoint import file_sha256
 
     cache = checkpoint.parent / f"test_{count}.json"
-    stamp = checkpoint.stat().st_mtime_ns
+    digest = file_sha256(checkpoint)
     if cache.is_file():
         saved = json.loads(cache.read_text())
-        if saved.get("checkpoint_mtime_ns") == stamp:
+        if saved.get("checkpoint_sha256") == digest:
             return float(saved["miou"])
     cfg, state = load_checkpoint_config(checkpoint, None, (f"data.num_val_scenes={count}",))
     metrics = evaluate_checkpoint(cfg, state, str(checkpoint), split="test", scenes=scenes)
-    write_text_atomic(cache, json.dumps({"checkpoint_mtime_ns": stamp, **metrics}, indent=2))
+    write_text_atomic(cache, json.dumps({"checkpoint_sha256": digest, **metrics}, indent=2))
     return float(metrics["miou"])
 
 
