@@ -343,14 +343,20 @@ def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
     return nested
 
 
+# Sections of a config file that other commands read: `active` (pcseg select and pcseg active-loop, through
+# pcseg.active.config). load_config skips them, so one file also serves `pcseg train` and `pcseg eval`.
+OTHER_SECTIONS = frozenset({"active"})
+
+
 def load_config(path: Union[str, Path, None] = None, overrides: Sequence[str] = (),
                 base: Optional[Mapping[str, Any]] = None) -> Config:
-    """Defaults <- `base` mapping (e.g. a checkpoint's config) <- YAML file `path` <- `a.b=c` overrides."""
+    """Defaults <- `base` mapping (e.g. a checkpoint's config) <- YAML file `path` (less its OTHER_SECTIONS) <-
+    `a.b=c` overrides."""
     layers: List[Tuple[str, Mapping[str, Any]]] = []
     if base is not None:
         layers.append(("checkpoint config", base))
     if path is not None:
-        layers.append((str(path), read_yaml(path)))
+        layers.append((str(path), {k: v for k, v in read_yaml(path).items() if k not in OTHER_SECTIONS}))
     if overrides:
         layers.append(("command line", parse_overrides(overrides)))
     return build_config(layers)
