@@ -210,6 +210,11 @@ class EMATeacher(nn.Module):
         ema_update(self.model, student, self.decay)
 
     @torch.no_grad()
+    def reset(self, student: nn.Module) -> None:
+        """Become a copy of `student` again (its parameters and buffers)."""
+        self.model.load_state_dict(student.state_dict())
+
+    @torch.no_grad()
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs)
 

@@ -179,14 +179,24 @@ class Trainer:
 
     def init_weights(self, path: str | Path) -> None:
         """Start from the model weights of checkpoint `path` (train.init_from). The method's step counters (the
-        buffers it names in `step_buffers`) keep their fresh values, so schedules inside the method restart too."""
+        buffers it names in `step_buffers`) keep their fresh values, so schedules inside the method restart too. A
+        checkpoint of another method gives its segmentation network (`method.load_network`: backbone and head)."""
         if not Path(path).is_file():
             raise ckpt.CheckpointError(f"train.init_from: checkpoint not found: {path}")
-        weights = dict(ckpt.load(path)["model"])
-        fresh = self.method.state_dict()
-        for name in getattr(self.method, "step_buffers", ()):
-            weights[name] = fresh[name]
-        ckpt.load_model_state(self.method, weights, source=f"train.init_from {path}")
+        state = ckpt.load(path)
+        weights = dict(state["model"])
+        trained = ((state.get("config") or {}).get("method") or {}).get("name", self.cfg.method.name)
+        if trained != self.cfg.method.name:  # another method's checkpoint: its backbone + head start this one
+            if trained == "slidr" or not hasattr(self.method, "load_network"):
+                hint = " (a SLidR backbone goes through `pcseg finetune --pretrained`)" if trained == "slidr" else ""
+                raise ckpt.CheckpointError(f"train.init_from {path}: a {trained} checkpoint cannot start method "
+                                           f"{self.cfg.method.name}{hint}")
+            self.method.load_network(weights, source=f"train.init_from {path} (method {trained})")
+        else:
+            fresh = self.method.state_dict()
+            for name in getattr(self.method, "step_buffers", ()):
+                weights[name] = fresh[name]
+            ckpt.load_model_state(self.method, weights, source=f"train.init_from {path}")
         self.restart_ema()
 
     def restart_ema(self) -> None:

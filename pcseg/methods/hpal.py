@@ -14,7 +14,7 @@ The point selection half of HPAL (hierarchical margin + feature-distance suppres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Mapping
 
 import torch
 from torch import nn
@@ -72,6 +72,11 @@ class HPAL(Supervised):
                 raise ValueError(f"method.{name}: invalid value {getattr(cfg, name)!r}")
         self.teacher = EMATeacher(SegNet(self.backbone, self.head), cfg.ema_decay)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training forwards so far (resumes)
+
+    def load_network(self, weights: Mapping[str, torch.Tensor], source: str) -> None:
+        """Another method's segmentation network starts the student; the teacher starts as its copy."""
+        super().load_network(weights, source)
+        self.teacher.reset(SegNet(self.backbone, self.head))
 
     def pseudo_labels(self, batch: PointBatch) -> torch.Tensor:
         """(M,) int64 teacher labels of the batch's voxels on the other view; -1 where unsure or labeled."""

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pcseg.data.batch import PointBatch
+from pcseg.engine.checkpoint import load_model_state
 from pcseg.methods.base import MethodConfig
 from pcseg.models import SegHead
 from pcseg.sparse import SparseTensor
@@ -32,6 +33,12 @@ class Supervised(nn.Module):
         self.num_classes = num_classes
         self.backbone = backbone
         self.head = SegHead(backbone.out_channels, num_classes)
+
+    def load_network(self, weights: Mapping[str, torch.Tensor], source: str) -> None:
+        """Start from the segmentation network (the `backbone.*` and `head.*` entries) of another method's model
+        weights (train.init_from); the rest of `weights` is ignored and this method's own modules follow from it."""
+        network = {k: v for k, v in weights.items() if k.startswith(("backbone.", "head."))}
+        load_model_state(nn.ModuleDict({"backbone": self.backbone, "head": self.head}), network, source=source)
 
     def voxel_logits(self, batch: PointBatch) -> torch.Tensor:
         """(M, K) logits of the batch's voxels."""

@@ -68,6 +68,39 @@ def test_active_loop_warm_start_trains_each_round_from_the_previous_model(tmp_pa
     assert list(started) == [str(previous)]  # nothing trained again
 
 
+def test_hpal_training_starts_from_a_supervised_checkpoint(tmp_path, monkeypatch, capsys):
+    from pcseg.engine import checkpoint as ckpt
+    from pcseg.engine.trainer import Trainer
+
+    started = {}
+    init_weights = Trainer.init_weights
+
+    def spy(self, path):
+        init_weights(self, path)
+        started.update({k: v.clone() for k, v in self.method.state_dict().items()})
+
+    monkeypatch.setattr(Trainer, "init_weights", spy)
+    tiny = [o for o in TINY if not o.startswith("active.")] + ["train.progress=false"]
+    assert main(["train", "configs/synthetic/supervised.yaml", *tiny, "--out", str(tmp_path / "ce")]) == 0
+    supervised = ckpt.load(tmp_path / "ce" / "last.pt")["model"]
+    assert main(["train", "configs/synthetic/hpal.yaml", *tiny, f"train.init_from={tmp_path / 'ce' / 'last.pt'}",
+                 "--out", str(tmp_path / "hpal")]) == 0
+    assert set(supervised) < set(started) and int(started["steps"]) == 0
+    for k, v in supervised.items():  # the student and its teacher start as the supervised network
+        assert torch.equal(started[k], v) and torch.equal(started["teacher.model." + k], v), k
+    # a network of another shape is refused by name; a SLidR checkpoint goes through `pcseg finetune --pretrained`
+    wide = ckpt.load(tmp_path / "ce" / "last.pt")
+    wide["model"]["head.weight"] = torch.zeros(7, *wide["model"]["head.weight"].shape[1:])
+    ckpt.save_atomic(wide, tmp_path / "wide.pt")
+    wide["config"]["method"]["name"] = "slidr"
+    ckpt.save_atomic(wide, tmp_path / "slidr.pt")
+    capsys.readouterr()
+    for name, message in (("wide.pt", "head.weight: checkpoint (7,"), ("slidr.pt", "pcseg finetune --pretrained")):
+        assert main(["train", "configs/synthetic/hpal.yaml", *tiny, f"train.init_from={tmp_path / name}",
+                     "--out", str(tmp_path / name.replace(".pt", ""))]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_select_oracle_writes_a_new_budget(loop_dir, tmp_path, capsys):
     ckpt, prev = loop_dir / "round_1/last.pt", loop_dir / "budgets/round_1.pt"
     out = tmp_path / "round_2.pt"
