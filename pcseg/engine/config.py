@@ -266,6 +266,11 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError("eval.use_ema needs train.ema_decay > 0")
 
 
+# Sections of a config file that other commands read: `active` (pcseg select and pcseg active-loop, through
+# pcseg.active.config). load_config skips them, so one file also serves `pcseg train` and `pcseg eval`.
+OTHER_SECTIONS = frozenset({"active"})
+
+
 def build_config(layers: Sequence[Tuple[str, Mapping[str, Any]]]) -> Config:
     """Apply nested mappings in order over the defaults. `layers` = [(source name for messages, mapping), ...]."""
     cfg = Config()
@@ -280,6 +285,9 @@ def build_config(layers: Sequence[Tuple[str, Mapping[str, Any]]]) -> Config:
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: expected a mapping of sections, got {type(values).__name__}")
         for key, sub in values.items():
+            if key in OTHER_SECTIONS:
+                raise ConfigError(f"{source}: {key}.* settings are read by `pcseg select` and `pcseg active-loop`, "
+                                  "not by this command")
             if key not in section_names:
                 raise _unknown_key(str(key), "", section_names, source)
             _fill(getattr(cfg, key), sub or {}, key, source)
@@ -341,11 +349,6 @@ def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
             raise ConfigError(f"override {item!r}: expected section.key=value, e.g. optim.lr=0.02")
         nested.setdefault(parts[0], {})[parts[1]] = value.strip()
     return nested
-
-
-# Sections of a config file that other commands read: `active` (pcseg select and pcseg active-loop, through
-# pcseg.active.config). load_config skips them, so one file also serves `pcseg train` and `pcseg eval`.
-OTHER_SECTIONS = frozenset({"active"})
 
 
 def load_config(path: Union[str, Path, None] = None, overrides: Sequence[str] = (),
