@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pcseg.atomic import write_text_atomic  # noqa: E402
 from pcseg.engine.demo import DEMO, LABEL_EFFICIENCY  # noqa: E402
 from seed_spread import compare, spread  # noqa: E402
 
@@ -91,7 +92,6 @@ def copy_first_round(hpal: Path, loop: Path) -> None:
 def held_out_miou(checkpoint: Path, scenes, count: int) -> float:
     """mIoU of a finished run on the `count` held-out test rooms `scenes` (their scene source); the metrics are kept
     next to the checkpoint (`test_<count>.json`) and reused while the checkpoint's contents are unchanged."""
-    from pcseg.atomic import write_text_atomic
     from pcseg.engine.build import evaluate_checkpoint, load_checkpoint_config
     from pcseg.engine.checkpoint import file_sha256
 
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
               "rounds": args.rounds, "test_scenes": test_scenes,
               "overrides": list(base) + list(teacher) + list(active_overrides),
               "miou": {k: {str(s): v for s, v in d.items()} for k, d in rows.items()}, "report": report}
-    (out / "results.json").write_text(json.dumps(result, indent=2))
+    write_text_atomic(out / "results.json", json.dumps(result, indent=2))
     return result
 
 

@@ -17,6 +17,7 @@ from typing import List
 import numpy as np
 import torch
 
+from pcseg.atomic import write_text_atomic
 from pcseg.data import (
     INDOOR_CLASSES,
     OUTDOOR_CLASSES,
@@ -85,7 +86,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.write_text(text + "\n")
+        write_text_atomic(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pcseg.atomic import write_text_atomic  # noqa: E402
 from pcseg.engine.config import RUN_SETTINGS, config_differences, read_yaml  # noqa: E402
 from pcseg.engine.demo import LABEL_EFFICIENCY, run_config, run_demo  # noqa: E402
 from seed_spread import compare, spread  # noqa: E402
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{LABELS.get(method, method)} - CE baseline, per budget (mIoU points):")
         for b in args.budgets:
             print("  " + compare(results[(method, b)], results[("supervised", b)], f"{float(b) * 100:>6g}%"))
-    (out / "table.json").write_text(json.dumps({f"{m} {b}": v for (m, b), v in results.items()}, indent=2))
+    write_text_atomic(out / "table.json", json.dumps({f"{m} {b}": v for (m, b), v in results.items()}, indent=2))
     return 0
 
 

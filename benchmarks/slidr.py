@@ -23,6 +23,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
+from pcseg.atomic import write_text_atomic
 from pcseg.data import SyntheticOutdoor
 from pcseg.engine.config import load_config
 from pcseg.pretrain import build_finetuner, build_pretrainer, pretrain_image_encoder
@@ -162,8 +163,8 @@ def main() -> None:
     text = table(summary)
     print("\n" + text)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    (Path(args.out) / "table.md").write_text(text + "\n")
+    write_text_atomic(Path(args.out) / "results.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(Path(args.out) / "table.md", text + "\n")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
+from pcseg.atomic import write_text_atomic
 from pcseg.data2d import (
     EpisodeDataset, EpisodeSampler, SyntheticShapes2D, TrainImages, class_index_from_labels, collate_images,
     single_item,
@@ -171,7 +172,7 @@ def main() -> None:
     print(format_table(rows))
     print(f"\ntotal {time.perf_counter() - tic:.0f} s, {torch.get_num_threads()} threads")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=2))
+        write_text_atomic(args.out, json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
