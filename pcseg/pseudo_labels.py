@@ -7,7 +7,8 @@ an element belongs to, a `sample (N,) int64` index says so (0..S-1). Rejected el
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -168,6 +169,28 @@ def cam_to_labels(
     return torch.where(best < bg_threshold, torch.zeros_like(label), label)
 
 
+@contextmanager
+def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
+    """Inside the block, batch-norm layers of `module` still normalise with batch statistics (in training mode) but
+    leave their running mean and variance as they were.
+
+    The extra views of a step (masked, augmented) must not move the running statistics: evaluation sees only full
+    views, and a masked view, with 75% of its inputs zero, has other statistics than a full one.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running <- (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum, tracked in saved:
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """In place: teacher <- decay * teacher + (1 - decay) * student for parameters and float buffers
@@ -215,6 +238,15 @@ class EMATeacher(nn.Module):
         self.model.load_state_dict(student.state_dict())
 
     @torch.no_grad()
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
+    def forward(self, *args, batch_statistics: bool = False, **kwargs):
+        """The copy's output; with `batch_statistics` its batch norms use the statistics of this input, not their
+        running ones (which stay as they are)."""
+        if not batch_statistics:
+            return self.model(*args, **kwargs)
+        self.model.train()
+        try:
+            with frozen_norm_statistics(self.model):
+                return self.model(*args, **kwargs)
+        finally:
+            self.model.eval()
 

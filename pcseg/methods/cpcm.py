@@ -13,9 +13,8 @@ weight 10; S3DIS adds the augmentation consistency with weight 2.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +24,7 @@ from pcseg.data.batch import PointBatch
 from pcseg.methods.base import MethodConfig
 from pcseg.methods.supervised import Supervised, cross_entropy
 from pcseg.ops import region_partition
+from pcseg.pseudo_labels import frozen_norm_statistics
 from pcseg.sparse import SparseTensor
 
 MASK_KINDS = ("region", "point", "block")
@@ -127,28 +127,6 @@ def augmented_copy(batch: PointBatch, feature_noise: float) -> SparseTensor:
     `feature_noise` on the features: SparseTensor (M, C_in); voxel i of the copy is voxel i of the batch."""
     feat = batch.feat + feature_noise * torch.randn_like(batch.feat)
     return SparseTensor(feat, grid_symmetry(batch.grid_coord), batch_size=batch.batch_size)
-
-
-@contextmanager
-def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
-    """Inside the block, batch-norm layers of `module` still normalise with batch statistics (in training mode) but
-    leave their running mean and variance as they were.
-
-    The extra views of a step (masked, augmented) must not move the running statistics: evaluation sees only full
-    views, and a masked view, with 75% of its inputs zero, has other statistics than a full one.
-    """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in norms]
-    for m in norms:
-        m.momentum = 0.0  # running <- (1 - 0) * running + 0 * batch
-    try:
-        yield
-    finally:
-        for m, momentum, tracked in saved:
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
 
 
 def augmented_view(model: nn.Module, batch: PointBatch, feature_noise: float) -> Tuple[SparseTensor, torch.Tensor]:

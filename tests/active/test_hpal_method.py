@@ -57,6 +57,25 @@ def test_teacher_follows_the_student_by_ema():
     assert int(method.steps) == 2
 
 
+@pytest.mark.parametrize("norm", ["running", "batch"])
+def test_teacher_norm_chooses_the_teachers_batch_norm_statistics(norm):
+    batch = make_batch(labeled_every=1000)
+    method = make_method(threshold=0.0, symmetry=False, feature_noise=0.0, teacher_norm=norm).train()
+    with torch.no_grad():  # running statistics far from any batch's
+        method.teacher.model.backbone.norm.running_mean.fill_(50.0)
+    teacher_running = method.teacher.model.backbone.norm.running_mean.clone()
+    pseudo = method.pseudo_labels(batch)
+    unlabeled = pseudo >= 0
+    with torch.no_grad():
+        student = method.voxel_logits(batch).argmax(1)  # training mode: the batch's statistics
+    agree = bool(torch.equal(pseudo[unlabeled], student[unlabeled]))
+    assert agree == (norm == "batch")  # the same weights and view: only the statistics differ
+    assert torch.equal(method.teacher.model.backbone.norm.running_mean, teacher_running)
+    assert not method.teacher.model.training
+    with pytest.raises(ValueError, match="method.teacher_norm"):
+        load_config(overrides=["method.name=hpal", "method.teacher_norm=train"])
+
+
 def test_pseudo_labels_skip_labeled_voxels_and_respect_the_threshold():
     batch = make_batch(labeled_every=3)
     labeled = torch.zeros(len(batch.feat), dtype=torch.bool)

@@ -6,7 +6,6 @@ from torch import nn
 from pcseg.methods.cpcm import (
     CPCM,
     block_mask,
-    frozen_norm_statistics,
     grid_symmetry,
     js_divergence,
     kl_divergence,
@@ -210,19 +209,6 @@ class _NormBackbone(nn.Module):
 
     def forward(self, x):
         return x.replace_feature(self.norm(self.linear(x.feats)))
-
-
-def test_frozen_norm_statistics_keeps_running_stats_but_normalises_with_the_batch():
-    norm = nn.BatchNorm1d(3, momentum=0.5).train()
-    x = torch.randn(50, 3) * 4 + 2
-    before = (norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone())
-    with frozen_norm_statistics(norm):
-        y = norm(x)
-    assert torch.equal(norm.running_mean, before[0]) and torch.equal(norm.running_var, before[1])
-    assert torch.equal(norm.num_batches_tracked, before[2]) and norm.momentum == 0.5
-    assert torch.allclose(y.mean(0), torch.zeros(3), atol=1e-5)  # batch statistics, not the running ones
-    norm(x)
-    assert not torch.equal(norm.running_mean, before[0])  # outside the block the statistics move again
 
 
 @pytest.mark.parametrize("extra", [{}, {"aug_weight": 2.0}, {"two_streams": True}])

@@ -11,8 +11,8 @@ from pcseg.prototypes import (
     prototype_alignment_loss, unflatten_nchw,
 )
 from pcseg.pseudo_labels import (
-    EMATeacher, cam_to_labels, class_balanced_labels, confidence_labels, ema_update, normalize_cam,
-    soft_cross_entropy, soft_labels,
+    EMATeacher, cam_to_labels, class_balanced_labels, confidence_labels, ema_update, frozen_norm_statistics,
+    normalize_cam, soft_cross_entropy, soft_labels,
 )
 
 
@@ -161,6 +161,39 @@ def test_ema_update_and_teacher():
     wrapped.train()
     assert not wrapped.model.training
     assert wrapped(torch.ones(3, 1)).shape == (3, 1)
+
+
+def test_teacher_with_batch_statistics_normalises_with_its_input_and_keeps_its_running_ones():
+    student = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    with torch.no_grad():
+        student[1].running_mean.fill_(5.0)
+        student[1].running_var.fill_(4.0)
+        student[1].num_batches_tracked.fill_(3)
+    teacher = EMATeacher(student, decay=0.5)
+    x = torch.randn(40, 2) * 3 + 1
+    linear = teacher.model[0](x)
+    running = (linear - 5.0) / torch.sqrt(torch.tensor(4.0) + 1e-5)
+    assert torch.allclose(teacher(x), running, atol=1e-5)  # eval mode: the running statistics
+    batch = teacher(x, batch_statistics=True)
+    mean, var = linear.mean(0), linear.var(0, unbiased=False)
+    assert torch.allclose(batch, (linear - mean) / torch.sqrt(var + 1e-5), atol=1e-4)
+    norm = teacher.model[1]
+    assert norm.running_mean.tolist() == [5.0, 5.0] and norm.running_var.tolist() == [4.0, 4.0]
+    assert norm.num_batches_tracked.item() == 3 and norm.momentum == 0.1
+    assert not teacher.model.training and not batch.requires_grad
+
+
+def test_frozen_norm_statistics_keeps_running_stats_but_normalises_with_the_batch():
+    norm = nn.BatchNorm1d(3, momentum=0.5).train()
+    x = torch.randn(50, 3) * 4 + 2
+    before = (norm.running_mean.clone(), norm.running_var.clone(), norm.num_batches_tracked.clone())
+    with frozen_norm_statistics(norm):
+        y = norm(x)
+    assert torch.equal(norm.running_mean, before[0]) and torch.equal(norm.running_var, before[1])
+    assert torch.equal(norm.num_batches_tracked, before[2]) and norm.momentum == 0.5
+    assert torch.allclose(y.mean(0), torch.zeros(3), atol=1e-5)  # batch statistics, not the running ones
+    norm(x)
+    assert not torch.equal(norm.running_mean, before[0])  # outside the block the statistics move again
 
 
 def test_prototype_memory_literal():
