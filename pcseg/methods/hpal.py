@@ -6,10 +6,11 @@ predictions on the voxels that hold no labeled point. The teacher is an exponent
 (k quarter turns about the vertical axis and a flip, `cpcm.grid_symmetry`) plus Gaussian noise on the input
 features. Voxel i of the teacher's view is voxel i of the student's, so the two compare voxel by voxel. Pseudo
 labels keep the teacher's class where its probability reaches the threshold (0.75), via the shared
-`pcseg.pseudo_labels` module. The teacher's batch norms use their running statistics (EMA'd from the student's)
-or, with `teacher_norm: batch`, the statistics of the view they see, as the student's do in training. With
-`two_streams` the student also learns, from the labels and the same pseudo labels, on an augmented copy of the batch
-(CPCM's `augmented_view`), as CPCM's two-stream recipe does.
+`pcseg.pseudo_labels` module. The teacher's batch norms normalise with the statistics of the view they see, as the
+student's do in training (and as the original mean teacher does); `teacher_norm: running` uses their running
+statistics, EMA'd from the student's, instead: an eval-mode teacher. With `two_streams` the student also learns,
+from the labels and the same pseudo labels, on an augmented copy of the batch (CPCM's `augmented_view`), as CPCM's
+two-stream recipe does.
 
 The point selection half of HPAL (hierarchical margin + feature-distance suppression) is `pcseg.active`.
 """
@@ -61,8 +62,9 @@ class HPAL(Supervised):
             "help": "the pseudo-label weight grows linearly from 0 over this many steps (0 = full from the start)"})
         feature_noise: float = field(default=0.05, metadata={"help": "std of Gaussian noise on the teacher's input"})
         symmetry: bool = field(default=True, metadata={"help": "the teacher sees a random symmetry of the grid"})
-        teacher_norm: str = field(default="running", metadata={"choices": ("running", "batch"), "help":
-            "the teacher's batch norm: its (EMA) running statistics, or the statistics of the batch it sees"})
+        teacher_norm: str = field(default="batch", metadata={"choices": ("batch", "running"), "help":
+            "the teacher's batch norm: the statistics of the view it sees (as the student's in training), or its "
+            "EMA'd running ones (eval mode)"})
         two_streams: bool = field(default=False, metadata={
             "help": "the student also learns from an augmented copy of the batch (another grid symmetry + feature "
                     "noise): CE on its labeled points and the same pseudo labels"})

@@ -29,6 +29,7 @@ def test_registered_and_configurable():
     cfg = load_config(overrides=["method.name=hpal", "method.threshold=0.9", "method.ema_decay=0.99"])
     assert isinstance(cfg.method, HPAL.Config) and cfg.method.threshold == 0.9
     assert HPAL.Config().ema_decay == 0.955 and HPAL.Config().threshold == 0.75
+    assert HPAL.Config().teacher_norm == "batch"
     with pytest.raises(ValueError, match="method.threshold"):
         make_method(threshold=1.5)
 
