@@ -46,7 +46,8 @@ from seed_spread import compare, spread  # noqa: E402
 # The demo's model on the label-efficiency rooms and schedule (64 rooms of 150k points, 600 steps), one thread.
 BENCH = DEMO + LABEL_EFFICIENCY + ("model.backend=native", "train.threads=1")
 # The teacher's pseudo labels phase in over a third of the steps and need 0.95 confidence: with the authors' 0.75 a
-# random 0.1% budget scored 65.6 mIoU against 80.4 for CE alone, with 0.95 80.4 (seed 0).
+# random 0.1% budget scored 65.6 mIoU against 80.4 for CE alone, with 0.95 80.4 (seed 0; an eval-mode teacher,
+# method.teacher_norm=running, the default then).
 HPAL = ("method.name=hpal", "method.rampup_steps=200", "method.threshold=0.95")
 QUICK = ("data.num_train_scenes=3", "data.num_val_scenes=1", "data.points_per_scene=3000", "train.steps=3",
          "model.channels=[4,4,4,4,4,4,4,4]", "model.base_channels=4", "train.log_every=1", "train.checkpoint_every=3",
