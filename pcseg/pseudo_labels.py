@@ -174,8 +174,9 @@ def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
     """Inside the block, batch-norm layers of `module` still normalise with batch statistics (in training mode) but
     leave their running mean and variance as they were.
 
-    The extra views of a step (masked, augmented) must not move the running statistics: evaluation sees only full
-    views, and a masked view, with 75% of its inputs zero, has other statistics than a full one.
+    The extra views of a step (CPCM's masked and augmented views) must not move the running statistics: evaluation
+    sees only full views, and a masked view, with 75% of its inputs zero, has other statistics than a full one. A
+    teacher normalising with its input's statistics (`EMATeacher(x, batch_statistics=True)`) keeps its own too.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
@@ -212,7 +213,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
 class EMATeacher(nn.Module):
     """A frozen copy of a student network that follows it by `ema_update` (mean teacher).
 
-    `update(student)` after each optimiser step; calling the teacher runs the copy in eval mode without gradients.
+    `update(student)` after each optimiser step; calling the teacher runs the copy without gradients, in eval mode or,
+    with `batch_statistics=True`, with its batch norms normalising by the statistics of the input.
     """
 
     def __init__(self, student: nn.Module, decay: float = 0.999):
