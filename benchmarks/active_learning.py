@@ -200,7 +200,6 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     seconds = time.perf_counter() - tic
     report = format_report(rows, args.seeds, total, seconds, long_steps, test_scenes)
     print("\n" + report)
-    out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": list(args.seeds), "total_points": total, "seconds": seconds, "final_ratio": final,
               "rounds": args.rounds, "test_scenes": test_scenes,
               "overrides": list(base) + list(teacher) + list(active_overrides),

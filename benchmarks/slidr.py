@@ -162,7 +162,6 @@ def main() -> None:
     summary = run(args)
     text = table(summary)
     print("\n" + text)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(args.out) / "results.json", json.dumps(summary, indent=2, default=str))
     write_text_atomic(Path(args.out) / "table.md", text + "\n")
 
